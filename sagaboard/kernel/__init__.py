@@ -1,0 +1,1 @@
+"""The saga kernel: event envelope, outbox and relay, inbox, consumer loop, broker launcher."""

@@ -1,0 +1,128 @@
+"""The event envelope of DESIGN.md section 3: immutable, validated, free of transport."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+
+POLICIES = ("safe", "naive")
+
+# eventType -> the payload fields it must carry. A new event type is one line here.
+EVENT_TYPES: dict[str, tuple[str, ...]] = {
+    "PointsGranted": ("holderId", "point"),
+    "OrderCreated": ("holderId", "currencyId", "amount"),
+    "ExchangeSucceeded": ("holderId", "currencyId", "amount", "point"),
+    "ExchangeFailed": ("holderId", "currencyId", "amount", "reason"),
+    "ExchangeCompensated": ("compensated",),
+    "PointUsed": ("holderId", "point"),
+    "PointUseFailed": ("holderId", "point", "reason"),
+    "PointUseCompensated": ("compensated",),
+    "OrderPlaced": ("holderId",),
+    "OrderRejected": ("status", "reason"),
+    "DeadlineReached": (),
+}
+
+
+class InvalidEvent(ValueError):
+    """The bytes on the topic are not an event of our contract; they go to the dead-letter store."""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Event:
+    eventType: str
+    orderId: int | None
+    source: str
+    payload: dict
+    deadline: int | None = None
+    causationId: str | None = None
+    policy: str = "safe"
+    eventId: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timestamp: int = field(default_factory=now_ms)
+
+    @property
+    def key(self) -> bytes:
+        """Kafka key: the order id keeps one saga on one partition, in order."""
+        ident = self.orderId if self.orderId is not None else self.payload.get("holderId", "")
+        return str(ident).encode()
+
+    def expired(self, at_ms: int | None = None) -> bool:
+        return self.deadline is not None and (at_ms if at_ms is not None else now_ms()) >= self.deadline
+
+    def caused(self, event_type: str, source: str, payload: dict) -> Event:
+        """The next event of the same saga: same order, deadline and policy; caused by this one."""
+        return Event(
+            eventType=event_type,
+            orderId=self.orderId,
+            source=source,
+            payload=payload,
+            deadline=self.deadline,
+            causationId=self.eventId,
+            policy=self.policy,
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.as_dict(), separators=(",", ":")).encode()
+
+    def restamped(self) -> Event:
+        return replace(self, timestamp=now_ms())
+
+    @classmethod
+    def from_dict(cls, data) -> Event:
+        if not isinstance(data, dict):
+            raise InvalidEvent("event is not a JSON object")
+        problems = []
+
+        def need(name, types, nullable=False):
+            value = data.get(name)
+            if value is None:
+                if not nullable:
+                    problems.append(f"{name}: required")
+                return
+            if isinstance(value, bool) or not isinstance(value, types):
+                problems.append(f"{name}: expected {types if isinstance(types, type) else types[0]}")
+
+        need("eventId", str)
+        need("eventType", str)
+        need("orderId", int, nullable=True)
+        need("timestamp", int)
+        need("deadline", int, nullable=True)
+        need("causationId", str, nullable=True)
+        need("source", str)
+        need("payload", dict)
+        if data.get("policy", "safe") not in POLICIES:
+            problems.append(f"policy: must be one of {', '.join(POLICIES)}")
+        event_type = data.get("eventType")
+        if isinstance(event_type, str) and event_type not in EVENT_TYPES:
+            problems.append(f"eventType: unknown event type {event_type!r}")
+        if not problems:
+            missing = [f for f in EVENT_TYPES[event_type] if f not in data["payload"]]
+            if missing:
+                problems.append(f"payload: missing {', '.join(missing)}")
+            try:
+                uuid.UUID(data["eventId"])
+            except ValueError:
+                problems.append("eventId: not a UUID")
+        if problems:
+            raise InvalidEvent("; ".join(problems))
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None, max_bytes: int) -> Event:
+        if raw is None:
+            raise InvalidEvent("empty value")
+        if len(raw) > max_bytes:
+            raise InvalidEvent(f"value of {len(raw)} bytes exceeds the limit of {max_bytes}")
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidEvent(f"not UTF-8 JSON: {exc}") from None
+        return cls.from_dict(data)

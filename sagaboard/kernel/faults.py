@@ -1,0 +1,69 @@
+"""Fault injection, configured by environment: duplicate deliveries, crashes at named points,
+and interruptible delays (the seed's currencyId 100/200 sleeps).
+
+SAGA_FAULT_DUPLICATE_RATE=0.1          publish 10% of events twice
+SAGA_FAULT_CRASH=handler_after_commit:0.05,relay_after_publish:0.02
+                                       os._exit(70) at that point with that probability
+Crash points: relay_before_publish, relay_after_publish (before the rows are marked published),
+handler_after_commit (after the database commit, before the offset commit), handler_mid
+(inside the handler's transaction, so it rolls back).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import sys
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+CRASH_POINTS = ("relay_before_publish", "relay_after_publish", "handler_after_commit", "handler_mid")
+shutting_down = threading.Event()
+
+
+class ShuttingDown(Exception):
+    """A delay was cut short because the process is stopping; the event stays unacknowledged."""
+
+
+def _parse_crashes(spec: str) -> dict[str, float]:
+    crashes = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, rate = item.partition(":")
+        if name not in CRASH_POINTS:
+            raise ValueError(f"SAGA_FAULT_CRASH: unknown crash point {name!r}; known: {', '.join(CRASH_POINTS)}")
+        crashes[name] = float(rate or 1.0)
+    return crashes
+
+
+DUPLICATE_RATE = float(os.environ.get("SAGA_FAULT_DUPLICATE_RATE", "0") or 0)
+CRASHES = _parse_crashes(os.environ.get("SAGA_FAULT_CRASH", ""))
+injected = {"duplicates": 0, "crashes": 0}
+
+
+def duplicate() -> bool:
+    if DUPLICATE_RATE and random.random() < DUPLICATE_RATE:
+        injected["duplicates"] += 1
+        return True
+    return False
+
+
+def crash_point(name: str) -> None:
+    rate = CRASHES.get(name)
+    if rate and random.random() < rate:
+        log.warning("fault injection: crashing at %s", name)
+        sys.stderr.flush()
+        os._exit(70)
+
+
+async def sleep(seconds: float) -> None:
+    """Sleep on the event loop (never holding a thread or a transaction); cut short by a stop."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if shutting_down.is_set():
+            raise ShuttingDown()
+        await asyncio.sleep(min(left, 0.1))
+    if shutting_down.is_set():
+        raise ShuttingDown()

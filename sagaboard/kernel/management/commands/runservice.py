@@ -1,0 +1,21 @@
+import asyncio
+import importlib
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Run one saga service (order, exchange, point, deadline, monitor) until SIGTERM or Ctrl-C."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", choices=settings.SERVICES)
+
+    def handle(self, name, **options):
+        from sagaboard.kernel.consumer import Runtime
+
+        try:
+            service = importlib.import_module(f"services.{name}.saga").service
+        except ImportError as exc:
+            raise CommandError(f"no saga module for {name}: {exc}") from exc
+        asyncio.run(Runtime(service).run())

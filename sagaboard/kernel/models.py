@@ -1,0 +1,88 @@
+"""Tables the kernel keeps in every service's database (each row belongs to that service)."""
+from django.db import models
+from django.db.models import Q
+
+
+class OutboxMessage(models.Model):
+    """An event written in the same transaction as the state change that caused it."""
+
+    event_id = models.UUIDField(unique=True)
+    event_type = models.CharField(max_length=64)
+    order_id = models.BigIntegerField(null=True, db_index=True)
+    key = models.CharField(max_length=128)
+    body = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True)
+    partition = models.IntegerField(null=True)
+    offset = models.BigIntegerField(null=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], condition=Q(published_at__isnull=True), name="outbox_unpublished"),
+        ]
+
+    def __str__(self):
+        return f"{self.event_type} #{self.order_id} ({'published' if self.published_at else 'pending'})"
+
+
+class InboxRecord(models.Model):
+    """An event this service has handled, written with the handler's effect (exactly-once effect)."""
+
+    APPLIED, IGNORED, DROPPED = "applied", "ignored", "dropped"
+    event_id = models.UUIDField(unique=True)
+    event_type = models.CharField(max_length=64)
+    order_id = models.BigIntegerField(null=True, db_index=True)
+    outcome = models.CharField(max_length=16, default=APPLIED)
+    reason = models.CharField(max_length=255, blank=True)
+    partition = models.IntegerField(null=True)
+    offset = models.BigIntegerField(null=True)
+    handled_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.event_type} #{self.order_id}: {self.outcome}"
+
+
+class DeadLetter(models.Model):
+    """A record this service could not take: the original bytes, where it was, and why."""
+
+    topic = models.CharField(max_length=255)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    key = models.BinaryField(null=True)
+    value = models.BinaryField(null=True)
+    headers = models.JSONField(default=list)
+    error = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.topic}[{self.partition}]@{self.offset}: {self.error[:60]}"
+
+
+class RelayLease(models.Model):
+    """Only the holder of the lease relays the outbox, so events leave in the order they were written."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=128)
+    expires_at = models.FloatField()
+
+
+class ProcessHeartbeat(models.Model):
+    """What a running service process reports about itself, for health checks and the dashboard."""
+
+    process = models.CharField(max_length=128, primary_key=True)
+    service = models.CharField(max_length=32)
+    pid = models.IntegerField()
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+    assignment = models.JSONField(default=list)
+    lag = models.BigIntegerField(default=0)
+    last_event_type = models.CharField(max_length=64, blank=True)
+    last_event_at = models.DateTimeField(null=True)
+    handled = models.BigIntegerField(default=0)

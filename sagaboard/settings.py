@@ -1,0 +1,162 @@
+"""Sagaboard settings: every knob comes from an environment variable (listed in the README).
+
+Each service owns a database. With no DATABASE_URL they are SQLite files under SAGA_DATA_DIR;
+with DATABASE_URL=postgres://.../NAME each service gets its own PostgreSQL database NAME_<service>
+(created by `manage.py setupdb`); <SERVICE>_DATABASE_URL overrides one service's database.
+"""
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key" if DEBUG else environ.Env.NOTSET)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "sagaboard.kernel",
+    "services.order",
+    "services.exchange",
+    "services.point",
+    "services.deadline",
+    "services.monitor",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "sagaboard.urls"
+APPEND_SLASH = False  # the API answers with and without a trailing slash itself (seed's paths)
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "sagaboard.asgi.application"
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- databases: one per service -------------------------------------------------------------
+SERVICES = ("order", "exchange", "point", "deadline", "monitor")
+SAGA_DATA_DIR = Path(env.str("SAGA_DATA_DIR", default=str(BASE_DIR / "var")))
+
+
+def _sqlite(name):
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(SAGA_DATA_DIR / f"{name}.sqlite3"),
+        # WAL lets the web process read while a service writes; IMMEDIATE takes the write lock
+        # at BEGIN so two writers queue on the busy timeout instead of failing to upgrade.
+        "OPTIONS": {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        "TEST": {"NAME": str(SAGA_DATA_DIR / f"test_{name}.sqlite3")},
+    }
+
+
+def _database(alias):
+    own = env.str(f"{alias.upper()}_DATABASE_URL", default="")
+    if own:
+        return env.db_url_config(own)
+    shared = env.str("DATABASE_URL", default="")
+    if not shared:
+        return _sqlite("web" if alias == "default" else alias)
+    config = env.db_url_config(shared)
+    if config["ENGINE"].endswith("sqlite3"):
+        raise environ.ImproperlyConfigured("DATABASE_URL is for PostgreSQL; SQLite is the default without it")
+    if alias != "default":
+        config["NAME"] = f"{config['NAME']}_{alias}"
+    config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+    return config
+
+
+DATABASES = {alias: _database(alias) for alias in ("default", *SERVICES)}
+DATABASE_ROUTERS = ["sagaboard.routers.ServiceRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- saga -------------------------------------------------------------------------------------
+KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="")
+SAGA_BROKER_PORT = env.int("SAGA_BROKER_PORT", default=19092)
+SAGA_EMBEDDED_BROKER = not KAFKA_BOOTSTRAP_SERVERS
+if SAGA_EMBEDDED_BROKER:
+    KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{SAGA_BROKER_PORT}"
+SAGA_TOPIC = env.str("SAGA_TOPIC", default="choreography.deadline")
+SAGA_TOPIC_PARTITIONS = env.int("SAGA_TOPIC_PARTITIONS", default=3)
+SAGA_DEADLINE_SECONDS = env.float("SAGA_DEADLINE_SECONDS", default=10.0)
+# The seed's currencyId 100/200 faults sleep for the deadline plus 5 s unless told otherwise.
+SAGA_FAULT_DELAY_SECONDS = env.float("SAGA_FAULT_DELAY_SECONDS", default=SAGA_DEADLINE_SECONDS + 5.0)
+SAGA_FAILING_CURRENCIES = env.list("SAGA_FAILING_CURRENCIES", default=["300"])
+SAGA_EXCHANGE_RATE = env.float("SAGA_EXCHANGE_RATE", default=1.0)
+SAGA_MAX_AMOUNT = env.int("SAGA_MAX_AMOUNT", default=1_000_000_000)
+SAGA_MAX_EVENT_BYTES = env.int("SAGA_MAX_EVENT_BYTES", default=64 * 1024)
+SAGA_CONSISTENCY_GRACE_SECONDS = env.float("SAGA_CONSISTENCY_GRACE_SECONDS", default=2.0)
+SAGA_HANDLER_THREADS = env.int("SAGA_HANDLER_THREADS", default=4)
+SAGA_OUTBOX_POLL_MS = env.int("SAGA_OUTBOX_POLL_MS", default=20)
+SAGA_KAFKA_FETCH_MAX_WAIT_MS = env.int("SAGA_KAFKA_FETCH_MAX_WAIT_MS", default=10)
+SAGA_KAFKA_SESSION_TIMEOUT_MS = env.int("SAGA_KAFKA_SESSION_TIMEOUT_MS", default=6000)
+SAGA_SUPERVISOR_SOCKET = Path(env.str("SAGA_SUPERVISOR_SOCKET", default=str(SAGA_DATA_DIR / "supervisor.sock")))
+PORT = env.int("PORT", default=8088)
+SAGA_BIND = env.str("SAGA_BIND", default="127.0.0.1")
+
+# --- web --------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "sagaboard.api.exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Sagaboard API",
+    "DESCRIPTION": "The seed's walkthrough API: points, orders, exchanges, deadlines, transactions, events, consistency.",
+    "VERSION": "0.1.0",
+}
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = SAGA_DATA_DIR / "static"
+WHITENOISE_USE_FINDERS = True  # serve static/ without a collectstatic step
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": f"%(asctime)s {env.str('SAGA_PROCESS_NAME', default='-')} %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("SAGA_LOG_LEVEL", default="INFO")},
+    "loggers": {"aiokafka": {"level": "WARNING"}},
+}

@@ -1,0 +1,104 @@
+"""Process supervision through supervisord (a well-kept supervisor): `manage.py run` writes its
+configuration and becomes it; the web process and tests stop and start services through its
+XML-RPC interface on a Unix socket."""
+from __future__ import annotations
+
+import sys
+import xmlrpc.client
+from pathlib import Path
+
+from django.conf import settings
+
+PROGRAMS = ("order", "exchange", "point", "deadline", "monitor")
+
+
+def program_blocks(replicas: int) -> list[tuple[str, str, int]]:
+    """(program name, command, priority) of everything `make run` starts."""
+    python = sys.executable
+    blocks = []
+    if settings.SAGA_EMBEDDED_BROKER:
+        blocks.append(("broker", f"{python} manage.py runbroker", 10))
+    for name in PROGRAMS:
+        blocks.append((name, f"{python} manage.py runservice {name}", 20))
+    bind = settings.SAGA_BIND
+    blocks.append(("web", f"{python} -m daphne -b {bind} -p {settings.PORT} sagaboard.asgi:application", 30))
+    return blocks
+
+
+def config(replicas: int = 1) -> str:
+    data = settings.SAGA_DATA_DIR
+    lines = [
+        "[supervisord]",
+        "nodaemon=true",
+        f"logfile={data / 'supervisord.log'}",
+        f"pidfile={data / 'supervisord.pid'}",
+        f"childlogdir={data}",
+        "loglevel=warn",
+        "",
+        "[unix_http_server]",
+        f"file={settings.SAGA_SUPERVISOR_SOCKET}",
+        "chmod=0700",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{settings.SAGA_SUPERVISOR_SOCKET}",
+    ]
+    for name, command, priority in program_blocks(replicas):
+        many = replicas > 1 and name in PROGRAMS
+        process_name = "%(program_name)s-%(process_num)d" if many else "%(program_name)s"
+        lines += [
+            "",
+            f"[program:{name}]",
+            f"command={command}",
+            f"directory={settings.BASE_DIR}",
+            f"priority={priority}",
+            f"numprocs={replicas if many else 1}",
+            f"process_name={process_name}",
+            f"environment=SAGA_PROCESS_NAME=\"{process_name}\"",
+            "autostart=true",
+            "autorestart=unexpected",
+            "exitcodes=0",
+            "startsecs=1",
+            "startretries=100",
+            "stopsignal=TERM",
+            "stopwaitsecs=15",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            "stdout_logfile=/dev/fd/1",
+            "stdout_logfile_maxbytes=0",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def control():
+    """An XML-RPC proxy to the running supervisord."""
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, f"unix://{settings.SAGA_SUPERVISOR_SOCKET}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+
+def processes() -> list[dict]:
+    """Every supervised process with its state (RUNNING, STOPPED, ...); empty when not supervised."""
+    if not Path(settings.SAGA_SUPERVISOR_SOCKET).exists():
+        return []
+    try:
+        return control().supervisor.getAllProcessInfo()
+    except (OSError, xmlrpc.client.Error):
+        return []
+
+
+def stop(name: str) -> None:
+    """Stop every process of a program (e.g. 'exchange'), waiting until it has exited."""
+    control().supervisor.stopProcessGroup(name, True)
+
+
+def start(name: str) -> None:
+    control().supervisor.startProcessGroup(name, True)
+
+
+def control_hint() -> str:
+    return f"supervisorctl -c {settings.SAGA_DATA_DIR / 'supervisord.conf'} status|stop NAME|start NAME"

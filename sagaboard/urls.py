@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from sagaboard.api import ConsistencyView, DeadLettersView, ServicesView
+from services.deadline.api import DeadlinesView
+from services.exchange.api import ExchangesView
+from services.monitor.api import EventsView
+from services.order.api import OrdersView, OrderView
+from services.point.api import PointsView, PointView, TransactionsView
+
+
+def api(route, view):
+    """The seed's paths answer with and without a trailing slash, for GET and POST alike."""
+    return re_path(rf"^{route}/?$", view.as_view())
+
+
+urlpatterns = [
+    api("points", PointsView),
+    api(r"points/(?P<user_id>[^/]+)", PointView),
+    api("orders", OrdersView),
+    api(r"orders/(?P<order_id>[0-9]+)", OrderView),
+    api("exchanges", ExchangesView),
+    api("deadlines", DeadlinesView),
+    api("transactions", TransactionsView),
+    api("events", EventsView),
+    api("consistency", ConsistencyView),
+    api("dead-letters", DeadLettersView),
+    api("services", ServicesView),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,22 @@
+from django.db import models
+
+
+class Exchange(models.Model):
+    """A currency exchange made for an order; deleted when the order is compensated (as in the seed)."""
+
+    order_id = models.BigIntegerField(unique=True)
+    holder_id = models.CharField(max_length=64)
+    currency_id = models.CharField(max_length=32)
+    amount = models.BigIntegerField()
+    point = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Tombstone(models.Model):
+    """This order was compensated here: a forward event arriving later must not act on it."""
+
+    order_id = models.BigIntegerField(primary_key=True)
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -1,0 +1,60 @@
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sagaboard.kernel.events import POLICIES
+from services.point.api import HOLDER_ID
+from services.point.models import Account
+
+from .models import Order
+from .services import place_order
+
+
+class OrderSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    holderId = serializers.CharField(source="holder_id")
+    currencyId = serializers.CharField(source="currency_id")
+    amount = serializers.IntegerField()
+    policy = serializers.CharField()
+    status = serializers.CharField()
+    reason = serializers.CharField()
+    deadline = serializers.IntegerField(help_text="ms since the epoch")
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+
+
+class PlaceOrderSerializer(serializers.Serializer):
+    holderId = serializers.RegexField(**HOLDER_ID)
+    currencyId = serializers.RegexField(r"^[A-Za-z0-9_-]+$", max_length=32)
+    amount = serializers.IntegerField(min_value=1, max_value=settings.SAGA_MAX_AMOUNT)
+    policy = serializers.ChoiceField(POLICIES, default="safe")
+
+    def validate_holderId(self, holder_id):
+        # The web process may read the point service's table to give a clear 400 early; the point
+        # service still decides for itself when the exchange arrives.
+        if not Account.objects.filter(holder_id=holder_id).exists():
+            raise serializers.ValidationError(f"unknown holder {holder_id!r}: grant points first (POST /points)")
+        return holder_id
+
+
+class OrdersView(APIView):
+    @extend_schema(summary="Every order", responses=OrderSerializer(many=True))
+    def get(self, request):
+        return Response(OrderSerializer(Order.objects.all(), many=True).data)
+
+    @extend_schema(summary="Place an order (starts a saga)", request=PlaceOrderSerializer, responses={201: OrderSerializer})
+    def post(self, request):
+        command = PlaceOrderSerializer(data=request.data)
+        command.is_valid(raise_exception=True)
+        d = command.validated_data
+        order = place_order(holder_id=d["holderId"], currency_id=d["currencyId"], amount=d["amount"], policy=d["policy"])
+        return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
+
+
+class OrderView(APIView):
+    @extend_schema(summary="One order", responses=OrderSerializer)
+    def get(self, request, order_id):
+        return Response(OrderSerializer(get_object_or_404(Order, pk=order_id)).data)

@@ -1,0 +1,44 @@
+"""The order service: approves on PointUsed, rejects on a failure or the deadline."""
+from sagaboard.kernel.consumer import Service, ignored
+
+from .models import APPROVED, REJECTED_DEADLINE, REJECTED_EXCHANGE, REJECTED_POINT_LIMIT, Order
+from .services import change_status
+
+service = Service("order")
+
+REJECTIONS = {
+    "PointUseFailed": REJECTED_POINT_LIMIT,
+    "ExchangeFailed": REJECTED_EXCHANGE,
+    "DeadlineReached": REJECTED_DEADLINE,
+}
+
+
+def _order(event):
+    return Order.objects.select_for_update().filter(pk=event.orderId).first()
+
+
+@service.handles("PointUsed")
+def approve(event, ctx):
+    order = _order(event)
+    if order is None:
+        return ignored("unknown order")
+    if order.status == APPROVED:
+        return ignored("already approved")
+    if order.is_terminal and event.policy == "safe":
+        return ignored(f"order is already {order.status}; a terminal state is final")
+    # under the naive policy an approval overrides a rejection: the seed's bug, on purpose
+    change_status(order, APPROVED, event)
+    ctx.emit("OrderPlaced", {"holderId": order.holder_id})
+
+
+@service.handles(*REJECTIONS)
+def reject(event, ctx):
+    order = _order(event)
+    if order is None:
+        return ignored("unknown order")
+    if order.is_terminal:
+        return ignored(f"order is already {order.status}")
+    status = REJECTIONS[event.eventType]
+    reason = event.payload.get("reason") or "the deadline passed before the saga finished"
+    change_status(order, status, event, reason)
+    ctx.emit("OrderRejected", {"status": status, "reason": reason, "holderId": order.holder_id})

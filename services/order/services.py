@@ -1,0 +1,39 @@
+"""Order commands (write) used by the API; they change state and emit in one transaction."""
+from django.conf import settings
+from django.db import transaction
+
+from sagaboard.kernel import outbox
+from sagaboard.kernel.events import Event, now_ms
+
+from .models import PENDING, Order, StatusChange
+
+
+def place_order(*, holder_id: str, currency_id: str, amount: int, policy: str = "safe") -> Order:
+    with transaction.atomic(using="order"):
+        order = Order.objects.create(
+            holder_id=holder_id,
+            currency_id=currency_id,
+            amount=amount,
+            policy=policy,
+            deadline=now_ms() + int(settings.SAGA_DEADLINE_SECONDS * 1000),
+        )
+        StatusChange.objects.create(order=order, from_status="", to_status=PENDING)
+        outbox.emit(
+            "order",
+            Event(
+                eventType="OrderCreated",
+                orderId=order.id,
+                source="order",
+                payload={"holderId": holder_id, "currencyId": currency_id, "amount": amount},
+                deadline=order.deadline,
+                policy=policy,
+            ),
+        )
+    return order
+
+
+def change_status(order: Order, status: str, event: Event, reason: str = "") -> None:
+    StatusChange.objects.create(order=order, from_status=order.status, to_status=status, event_id=event.eventId)
+    order.status = status
+    order.reason = reason
+    order.save(update_fields=["status", "reason", "updated_at"])

@@ -1,0 +1,54 @@
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .models import Account, Spend
+from .services import grant_points
+
+HOLDER_ID = dict(max_length=64, regex=r"^[A-Za-z0-9_.@-]+$", error_messages={"invalid": "use letters, digits and _ . @ - only"})
+
+
+class AccountSerializer(serializers.Serializer):
+    userId = serializers.CharField(source="holder_id", **{k: v for k, v in HOLDER_ID.items() if k == "max_length"})
+    point = serializers.FloatField(read_only=True)
+
+
+class GrantSerializer(serializers.Serializer):
+    userId = serializers.RegexField(**HOLDER_ID)
+    point = serializers.IntegerField(min_value=1, max_value=settings.SAGA_MAX_AMOUNT)
+
+
+class SpendSerializer(serializers.Serializer):
+    orderId = serializers.IntegerField(source="order_id")
+    holderId = serializers.CharField(source="holder_id")
+    point = serializers.FloatField()
+    createdAt = serializers.DateTimeField(source="created_at")
+    refundedAt = serializers.DateTimeField(source="refunded_at", allow_null=True)
+
+
+class PointsView(APIView):
+    @extend_schema(summary="Every holder's balance", responses=AccountSerializer(many=True))
+    def get(self, request):
+        return Response(AccountSerializer(Account.objects.all(), many=True).data)
+
+    @extend_schema(summary="Grant points to a holder", request=GrantSerializer, responses={201: AccountSerializer})
+    def post(self, request):
+        grant = GrantSerializer(data=request.data)
+        grant.is_valid(raise_exception=True)
+        account = grant_points(holder_id=grant.validated_data["userId"], point=grant.validated_data["point"])
+        return Response(AccountSerializer(account).data, status=status.HTTP_201_CREATED)
+
+
+class PointView(APIView):
+    @extend_schema(summary="One holder's balance", responses=AccountSerializer)
+    def get(self, request, user_id):
+        return Response(AccountSerializer(get_object_or_404(Account, holder_id=user_id)).data)
+
+
+class TransactionsView(APIView):
+    @extend_schema(summary="Points spent on orders (refundedAt is set once compensated)", responses=SpendSerializer(many=True))
+    def get(self, request):
+        return Response(SpendSerializer(Spend.objects.all(), many=True).data)

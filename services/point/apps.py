@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PointConfig(AppConfig):
+    name = "services.point"
+    label = "point"

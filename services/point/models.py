@@ -1,0 +1,36 @@
+from django.db import models
+
+
+class Account(models.Model):
+    holder_id = models.CharField(max_length=64, primary_key=True)
+    point = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["holder_id"]
+
+
+class Grant(models.Model):
+    """Points given to a holder (POST /points): the ledger the balance is checked against."""
+
+    holder_id = models.CharField(max_length=64, db_index=True)
+    point = models.FloatField()
+    event_id = models.UUIDField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Spend(models.Model):
+    """The seed's Transaction: points spent on an order; at most one per order (idempotency)."""
+
+    order_id = models.BigIntegerField(unique=True)
+    holder_id = models.CharField(max_length=64, db_index=True)
+    point = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    refunded_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Tombstone(models.Model):
+    order_id = models.BigIntegerField(primary_key=True)
+    created_at = models.DateTimeField(auto_now_add=True)
