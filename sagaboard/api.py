@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler as drf_exception_handler
 
 from sagaboard import consistency, supervision
-from sagaboard.kernel.models import DeadLetter, ProcessHeartbeat
+from sagaboard.kernel.models import DeadLetter, InboxRecord, ProcessHeartbeat
 
 
 def exception_handler(exc, context):
@@ -97,3 +97,31 @@ def _state(supervised: list[dict]) -> str:
     if not states:
         return "unsupervised"
     return "running" if states == {"RUNNING"} else "stopped" if states <= {"STOPPED", "EXITED", "FATAL"} else ",".join(sorted(states)).lower()
+
+
+class OutcomeSerializer(serializers.Serializer):
+    service = serializers.CharField()
+    eventId = serializers.UUIDField(source="event_id")
+    eventType = serializers.CharField(source="event_type")
+    outcome = serializers.ChoiceField([InboxRecord.APPLIED, InboxRecord.IGNORED, InboxRecord.DROPPED])
+    reason = serializers.CharField()
+    handledAt = serializers.DateTimeField(source="handled_at")
+
+
+class OutcomesView(APIView):
+    @extend_schema(
+        summary="How each service handled the events of one order: applied, ignored (late) or dropped (expired)",
+        parameters=[OpenApiParameter("orderId", int, required=True)],
+        responses=OutcomeSerializer(many=True),
+    )
+    def get(self, request):
+        order_id = request.query_params.get("orderId", "")
+        if not order_id.isdigit():
+            raise exceptions.ValidationError({"orderId": ["required, a positive integer"]})
+        records = []
+        for service in settings.SERVICES:
+            for record in InboxRecord.objects.using(service).filter(order_id=int(order_id)):
+                record.service = service
+                records.append(record)
+        records.sort(key=lambda r: r.handled_at)
+        return Response(OutcomeSerializer(records, many=True).data)

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from sagaboard.api import ConsistencyView, DeadLettersView, ServicesView
+from sagaboard.api import ConsistencyView, DeadLettersView, OutcomesView, ServicesView
 from services.deadline.api import DeadlinesView
 from services.exchange.api import ExchangesView
 from services.monitor.api import EventsView
@@ -26,6 +26,7 @@ urlpatterns = [
     api("events", EventsView),
     api("consistency", ConsistencyView),
     api("dead-letters", DeadLettersView),
+    api("outcomes", OutcomesView),
     api("services", ServicesView),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

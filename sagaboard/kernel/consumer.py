@@ -194,6 +194,7 @@ class Runtime:
 
     def __init__(self, service: Service):
         self.service = service
+        faults.service = service.name
         self.stopping = asyncio.Event()
         self.db_threads = ThreadPoolExecutor(settings.SAGA_HANDLER_THREADS, thread_name_prefix=f"{service.name}-db")
         self.io_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{service.name}-io")

@@ -2,8 +2,9 @@
 and interruptible delays (the seed's currencyId 100/200 sleeps).
 
 SAGA_FAULT_DUPLICATE_RATE=0.1          publish 10% of events twice
-SAGA_FAULT_CRASH=handler_after_commit:0.05,relay_after_publish:0.02
+SAGA_FAULT_CRASH=handler_after_commit:0.05,point.relay_after_publish:0.02
                                        os._exit(70) at that point with that probability
+                                       (prefix a point with a service name to crash only it)
 Crash points: relay_before_publish, relay_after_publish (before the rows are marked published),
 handler_after_commit (after the database commit, before the offset commit), handler_mid
 (inside the handler's transaction, so it rolls back).
@@ -32,7 +33,7 @@ def _parse_crashes(spec: str) -> dict[str, float]:
     crashes = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         name, _, rate = item.partition(":")
-        if name not in CRASH_POINTS:
+        if name.rpartition(".")[2] not in CRASH_POINTS:
             raise ValueError(f"SAGA_FAULT_CRASH: unknown crash point {name!r}; known: {', '.join(CRASH_POINTS)}")
         crashes[name] = float(rate or 1.0)
     return crashes
@@ -41,6 +42,7 @@ def _parse_crashes(spec: str) -> dict[str, float]:
 DUPLICATE_RATE = float(os.environ.get("SAGA_FAULT_DUPLICATE_RATE", "0") or 0)
 CRASHES = _parse_crashes(os.environ.get("SAGA_FAULT_CRASH", ""))
 injected = {"duplicates": 0, "crashes": 0}
+service = ""  # set by the running service, for service-scoped crash points
 
 
 def duplicate() -> bool:
@@ -51,7 +53,7 @@ def duplicate() -> bool:
 
 
 def crash_point(name: str) -> None:
-    rate = CRASHES.get(name)
+    rate = CRASHES.get(f"{service}.{name}", CRASHES.get(name))
     if rate and random.random() < rate:
         log.warning("fault injection: crashing at %s", name)
         sys.stderr.flush()

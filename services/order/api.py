@@ -13,6 +13,13 @@ from .models import Order
 from .services import place_order
 
 
+class StatusChangeSerializer(serializers.Serializer):
+    fromStatus = serializers.CharField(source="from_status")
+    toStatus = serializers.CharField(source="to_status")
+    eventId = serializers.UUIDField(source="event_id", allow_null=True)
+    at = serializers.DateTimeField()
+
+
 class OrderSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     holderId = serializers.CharField(source="holder_id")
@@ -54,7 +61,11 @@ class OrdersView(APIView):
         return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
 
 
+class OrderDetailSerializer(OrderSerializer):
+    history = StatusChangeSerializer(source="changes", many=True, help_text="every status the order took, oldest first")
+
+
 class OrderView(APIView):
-    @extend_schema(summary="One order", responses=OrderSerializer)
+    @extend_schema(summary="One order, with its status history", responses=OrderDetailSerializer)
     def get(self, request, order_id):
-        return Response(OrderSerializer(get_object_or_404(Order, pk=order_id)).data)
+        return Response(OrderDetailSerializer(get_object_or_404(Order, pk=order_id)).data)

@@ -1,0 +1,207 @@
+"""Runs the whole of Sagaboard as real processes for a test: `manage.py run` (supervisord with
+the embedded broker, every service and the web server) in a temporary data directory, on free
+ports of 127.0.0.1, against SQLite files or fresh PostgreSQL databases (when DATABASE_URL is set)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("order", "exchange", "point", "deadline", "monitor")
+TERMINAL_PREFIXES = ("APPROVED", "REJECTED")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy; bounded in time."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+def postgres_url(name: str) -> str | None:
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres"):
+        return None
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_postgres_databases(prefix: str) -> None:
+    import psycopg
+
+    url = postgres_url("postgres")
+    with psycopg.connect(url, autocommit=True) as conn:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [prefix + "%"])]
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class System:
+    def __init__(self, tmp: Path, replicas: int = 1, **env: str):
+        self.tmp = tmp
+        self.replicas = replicas
+        self.port = free_port()
+        self.broker_port = free_port()
+        self.db_prefix = f"sb_{uuid.uuid4().hex[:10]}"
+        self.env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "SAGA_BROKER_PORT": str(self.broker_port),
+            "SAGA_DATA_DIR": str(tmp / "data"),
+            "SAGA_SUPERVISOR_SOCKET": f"/tmp/{self.db_prefix}.sock",
+            "SAGA_DEADLINE_SECONDS": "2",
+            "SAGA_FAULT_DELAY_SECONDS": "3",
+            "SAGA_KAFKA_SESSION_TIMEOUT_MS": "2000",
+            "SAGA_CONSISTENCY_GRACE_SECONDS": "1",
+            "SAGA_REPLICAS": str(replicas),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+        pg = postgres_url(self.db_prefix)
+        if pg:
+            self.env["DATABASE_URL"] = pg
+        self.env.update(env)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
+        self.proc: subprocess.Popen | None = None
+        self.log_path = tmp / "system.log"
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self, timeout: float = 90) -> System:
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "run"], cwd=ROOT, env=self.env,
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_until(self.ready, timeout, 0.25, "every service to run and own its partitions")
+        return self
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"sagaboard exited with {self.proc.returncode}; log:\n{self.tail()}")
+        try:
+            services = self.http.get("/services").json()
+        except httpx.HTTPError:
+            return False
+        partitions = int(self.env.get("SAGA_TOPIC_PARTITIONS", "3"))
+        for s in services:
+            if s["state"] != "running":
+                return False
+            owned = {p for beat in s["heartbeats"] for p in beat["assignment"]}
+            if owned != set(range(partitions)):
+                return False
+        return True
+
+    def pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-s", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        group = self.pids()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                raise AssertionError("sagaboard did not stop within 60 s of SIGTERM")
+        wait_until(lambda: not any(_alive(p) for p in group), 10, what="every process of the system to exit")
+        self.http.close()
+        self.log.close()
+        if "DATABASE_URL" in self.env and self.env["DATABASE_URL"].startswith("postgres"):
+            drop_postgres_databases(self.db_prefix)
+
+    def tail(self, lines: int = 80) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def supervisorctl(self, *args: str) -> str:
+        conf = Path(self.env["SAGA_DATA_DIR"]) / "supervisord.conf"
+        return subprocess.run([str(Path(sys.executable).with_name("supervisorctl")), "-c", str(conf), *args],
+                              capture_output=True, text=True, timeout=60).stdout
+
+    def stop_service(self, name: str) -> None:
+        self.supervisorctl("stop", f"{name}:*" if self.replicas > 1 else name)
+
+    def start_service(self, name: str) -> None:
+        self.supervisorctl("start", f"{name}:*" if self.replicas > 1 else name)
+        wait_until(self.ready, 60, 0.25, f"{name} to run again")
+
+    # --- API ---------------------------------------------------------------------------------------
+    def get(self, path: str, **params):
+        response = self.http.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: dict, expect: int = 201):
+        response = self.http.post(path, json=body)
+        assert response.status_code == expect, (response.status_code, response.text)
+        return response.json()
+
+    def grant(self, holder: str, point: int) -> dict:
+        return self.post("/points", {"userId": holder, "point": point})
+
+    def order(self, holder: str, amount: int, currency="1", policy="safe") -> dict:
+        return self.post("/orders", {"holderId": holder, "currencyId": currency, "amount": amount, "policy": policy})
+
+    def balance(self, holder: str) -> float:
+        return self.get(f"/points/{holder}")["point"]
+
+    def event_types(self, order_id: int) -> list[str]:
+        return [e["eventType"] for e in self.get("/events", orderId=order_id)]
+
+    def wait_status(self, order_id: int, status: str, timeout: float = 30) -> dict:
+        return wait_until(lambda: (o := self.get(f"/orders/{order_id}"))["status"] == status and o, timeout, 0.1,
+                          f"order {order_id} to be {status}")
+
+    def wait_outcome(self, order_id: int, service: str, event_type: str, outcome: str, timeout: float = 10) -> dict:
+        def found():
+            for o in self.get("/outcomes", orderId=order_id):
+                if (o["service"], o["eventType"], o["outcome"]) == (service, event_type, outcome):
+                    return o
+            return None
+
+        return wait_until(found, timeout, 0.1, f"{service} to record {outcome} {event_type} of order {order_id}")
+
+    def settled(self, order_id: int, timeout: float = 30) -> dict:
+        """Wait until the order is terminal and its saga has ended (OrderPlaced, or the last
+        compensation step), then return the order."""
+
+        def done():
+            order = self.get(f"/orders/{order_id}")
+            if not order["status"].startswith(TERMINAL_PREFIXES):
+                return None
+            types = self.event_types(order_id)
+            last_needed = "OrderPlaced" if order["status"] == "APPROVED" else "PointUseCompensated" if order["policy"] == "safe" else "ExchangeCompensated"
+            return order if last_needed in types else None
+
+        return wait_until(done, timeout, 0.1, f"order {order_id} to settle")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
