@@ -146,7 +146,7 @@ SPECTACULAR_SETTINGS = {
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = SAGA_DATA_DIR / "static"
+STATIC_ROOT = env.str("STATIC_ROOT", default=None)  # only for `collectstatic` in production
 WHITENOISE_USE_FINDERS = True  # serve static/ without a collectstatic step
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

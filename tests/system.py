@@ -181,6 +181,11 @@ class System:
 
         return wait_until(found, timeout, 0.1, f"{service} to record {outcome} {event_type} of order {order_id}")
 
+    def wait_consistent(self, timeout: float = 10) -> bool:
+        """True once the checker reports nothing (settled orders pass the grace period first)."""
+        wait_until(lambda: self.get("/consistency")["count"] == 0, timeout, 0.2, "no anomalies")
+        return True
+
     def settled(self, order_id: int, timeout: float = 30) -> dict:
         """Wait until the order is terminal and its saga has ended (OrderPlaced, or the last
         compensation step), then return the order."""
