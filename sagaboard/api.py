@@ -1,7 +1,10 @@
 """Shared API pieces: the error format, and the views that read across services."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -9,6 +12,8 @@ from rest_framework.views import APIView, exception_handler as drf_exception_han
 
 from sagaboard import consistency, supervision
 from sagaboard.kernel.models import DeadLetter, InboxRecord, ProcessHeartbeat
+
+HEARTBEAT_FRESH_SECONDS = 5  # processes beat every second; older rows are from a killed process
 
 
 def exception_handler(exc, context):
@@ -75,12 +80,13 @@ class DeadLettersView(APIView):
 
 
 class ServicesView(APIView):
-    @extend_schema(summary="Each service: supervised processes and what they report (assignment, lag)")
+    @extend_schema(summary="Each service: supervised processes and what its live processes report (assignment, lag)")
     def get(self, request):
         processes = supervision.processes()
+        fresh = timezone.now() - timedelta(seconds=HEARTBEAT_FRESH_SECONDS)
         result = []
         for service in settings.SERVICES:
-            beats = list(ProcessHeartbeat.objects.using(service).values(
+            beats = list(ProcessHeartbeat.objects.using(service).filter(seen_at__gte=fresh).values(
                 "process", "pid", "seen_at", "assignment", "lag", "handled"))
             supervised = [p for p in processes if p["group"] == service]
             result.append({

@@ -21,7 +21,7 @@ def program_blocks(replicas: int) -> list[tuple[str, str, int]]:
     for name in PROGRAMS:
         blocks.append((name, f"{python} manage.py runservice {name}", 20))
     bind = settings.SAGA_BIND
-    blocks.append(("web", f"{python} -m daphne -b {bind} -p {settings.PORT} sagaboard.asgi:application", 30))
+    blocks.append(("web", f"{python} -m daphne -v 0 -b {bind} -p {settings.PORT} sagaboard.asgi:application", 30))
     return blocks
 
 

@@ -17,3 +17,26 @@ def system(tmp_path_factory, request):
         raise
     yield sb
     sb.stop()
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """The embedded broker alone, on a free port, for kernel tests; yields its address."""
+    import subprocess
+
+    from sagaboard.kernel.broker import tansu_command
+    from tests.system import free_port, wait_until
+
+    port = free_port()
+    proc = subprocess.Popen(tansu_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def listening():
+        import socket
+
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, 10, 0.05, "the broker to listen")
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)

@@ -93,7 +93,7 @@ class System:
         wait_until(self.ready, timeout, 0.25, "every service to run and own its partitions")
         return self
 
-    def ready(self) -> bool:
+    def ready(self, only: str | None = None) -> bool:
         if self.proc.poll() is not None:
             raise AssertionError(f"sagaboard exited with {self.proc.returncode}; log:\n{self.tail()}")
         try:
@@ -102,6 +102,8 @@ class System:
             return False
         partitions = int(self.env.get("SAGA_TOPIC_PARTITIONS", "3"))
         for s in services:
+            if only and s["name"] != only:
+                continue
             if s["state"] != "running":
                 return False
             owned = {p for beat in s["heartbeats"] for p in beat["assignment"]}
@@ -143,7 +145,7 @@ class System:
 
     def start_service(self, name: str) -> None:
         self.supervisorctl("start", f"{name}:*" if self.replicas > 1 else name)
-        wait_until(self.ready, 60, 0.25, f"{name} to run again")
+        wait_until(lambda: self.ready(name), 60, 0.25, f"{name} to run again")
 
     # --- API ---------------------------------------------------------------------------------------
     def get(self, path: str, **params):
@@ -180,6 +182,13 @@ class System:
             return None
 
         return wait_until(found, timeout, 0.1, f"{service} to record {outcome} {event_type} of order {order_id}")
+
+    def wait_until_armed(self, order_ids, timeout: float = 10) -> None:
+        def armed():
+            states = {d["orderId"]: d["status"] for d in self.get("/deadlines")}
+            return all(states.get(oid) == "armed" for oid in order_ids)
+
+        wait_until(armed, timeout, 0.05, f"deadlines of {order_ids} to be armed")
 
     def wait_consistent(self, timeout: float = 10) -> bool:
         """True once the checker reports nothing (settled orders pass the grace period first)."""

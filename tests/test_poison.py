@@ -1,0 +1,54 @@
+"""Malformed, unknown or oversized values on the topic go to every consumer's dead-letter store
+with the reason, the original bytes and their position, and consumption goes on."""
+import asyncio
+import json
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from tests.system import wait_until
+
+pytestmark = pytest.mark.system
+SYSTEM_ENV = {"SAGA_MAX_EVENT_BYTES": "4096"}
+
+POISON = {
+    b"this is not json": "not UTF-8 JSON",
+    b"\xff\xfe\x00": "not UTF-8 JSON",
+    json.dumps({"eventType": "OrderCreated"}).encode(): "required",
+    json.dumps({
+        "eventId": str(uuid.uuid4()), "eventType": "OrderTeleported", "orderId": 1, "timestamp": 1, "deadline": 2,
+        "causationId": None, "source": "mars", "policy": "safe", "payload": {},
+    }).encode(): "unknown event type",
+    json.dumps({"padding": "x" * 5000}).encode(): "exceeds the limit",
+}
+
+
+async def produce(address, topic, values):
+    producer = AIOKafkaProducer(bootstrap_servers=address)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value=value, key=b"poison")
+    finally:
+        await producer.stop()
+
+
+def test_poison_is_dead_lettered_and_consumption_goes_on(system):
+    asyncio.run(produce(f"127.0.0.1:{system.broker_port}", "choreography.deadline", list(POISON)))
+    system.grant("after-poison", 100)
+    order = system.settled(system.order("after-poison", 50)["id"])
+    assert order["status"] == "APPROVED"  # every consumer went on past the poison
+
+    def all_dead_lettered():
+        letters = system.get("/dead-letters")
+        return letters if len(letters) == len(POISON) * 5 else None
+
+    letters = wait_until(all_dead_lettered, 15, 0.2, "each of the 5 consumers to dead-letter each poison value")
+    for service in ("order", "exchange", "point", "deadline", "monitor"):
+        mine = [letter for letter in letters if letter["service"] == service]
+        assert len(mine) == len(POISON)
+        for letter, (value, reason) in zip(sorted(mine, key=lambda l: l["offset"]), POISON.items()):
+            assert reason in letter["error"]
+            assert letter["topic"] == "choreography.deadline" and letter["partition"] >= 0
+            assert letter["value"] == value.decode("utf-8", "replace")[:2000]
