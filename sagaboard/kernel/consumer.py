@@ -32,6 +32,8 @@ from .events import Event, InvalidEvent
 from .models import DeadLetter, InboxRecord, ProcessHeartbeat
 
 log = logging.getLogger(__name__)
+COMMIT_TIMEOUT_SECONDS = 5.0
+TOPIC_RECHECK_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,7 @@ class Runtime:
         self.progress: dict = {}
         self.in_flight = 0
         self.room = asyncio.Event()
+        self.topic_checked_at = 0.0
 
     async def in_io_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.io_thread, fn, *args)
@@ -227,7 +230,8 @@ class Runtime:
             return
         try:
             await broker.ensure_topic(self.stopping)
-            self.relay = outbox.Relay(self.service.name, producer, settings.SAGA_TOPIC, settings.SAGA_OUTBOX_POLL_MS / 1000, self.io_thread)
+            self.relay = outbox.Relay(self.service.name, producer, settings.SAGA_TOPIC, settings.SAGA_OUTBOX_POLL_MS / 1000,
+                                      self.io_thread, on_failure=self.recover_topic)
             self.consumer = broker.consumer(f"sagaboard.{self.service.name}")
             if not await broker.start_with_retry(self.consumer, "consumer", self.stopping):
                 return
@@ -269,6 +273,10 @@ class Runtime:
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=500)
                 for tp, records in batches.items():
                     progress = self.progress.setdefault(tp, PartitionProgress())
+                    if records and records[0].offset < progress.high:
+                        # offsets went back: the broker lost the partition and started it anew
+                        log.warning("%s: %s restarted at offset %s", self.service.name, tp, records[0].offset)
+                        progress.committed = -1
                     for record in records:
                         progress.pending.add(record.offset)
                         progress.high = record.offset + 1
@@ -313,12 +321,26 @@ class Runtime:
         if not offsets:
             return
         try:
-            await self.consumer.commit(offsets)
+            # aiokafka retries a commit on an unknown topic forever: bound it
+            await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
             for tp, target in offsets.items():
                 self.progress[tp].committed = target
-        except (CommitFailedError, KafkaError) as exc:
-            # partitions moved to another process: it redelivers, the inbox dedupes
-            log.warning("%s could not commit %s: %s", self.service.name, offsets, exc)
+        except (CommitFailedError, KafkaError, TimeoutError) as exc:
+            # partitions moved to another process (it redelivers, the inbox dedupes), or the
+            # broker lost the topic (the embedded one keeps nothing across a restart)
+            log.warning("%s could not commit %s: %r", self.service.name, offsets, exc)
+            await self.recover_topic()
+
+    async def recover_topic(self) -> None:
+        """Create the topic again if the broker lost it; at most every few seconds."""
+        now = asyncio.get_running_loop().time()
+        if now - self.topic_checked_at < TOPIC_RECHECK_SECONDS:
+            return
+        self.topic_checked_at = now
+        try:
+            await asyncio.wait_for(broker.ensure_topic(self.stopping), COMMIT_TIMEOUT_SECONDS)
+        except Exception as exc:
+            log.warning("%s could not check the topic: %r", self.service.name, exc)
 
     async def process_with_retry(self, record) -> list[Event]:
         """Transient database errors are retried until they pass; a handler that keeps failing

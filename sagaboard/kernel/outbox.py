@@ -46,7 +46,7 @@ def process_name() -> str:
 class Relay:
     """Publishes one database's outbox. Several processes may run one; a lease picks the publisher."""
 
-    def __init__(self, using: str, producer, topic: str, poll_seconds: float, executor):
+    def __init__(self, using: str, producer, topic: str, poll_seconds: float, executor, on_failure=None):
         self.using = using
         self.producer = producer
         self.topic = topic
@@ -56,6 +56,7 @@ class Relay:
         self.lease_until = 0.0
         self.wake = asyncio.Event()
         self.published = 0
+        self.on_failure = on_failure
 
     # --- database side (runs in the relay's thread) ---------------------------------------------
     def _hold_lease(self) -> bool:
@@ -131,7 +132,9 @@ class Relay:
             self.wake.clear()
             try:
                 await self.publish_pending()
-            except Exception:  # broker or database hiccup: keep the rows, try again shortly
-                log.exception("outbox relay of %s failed; retrying", self.using)
+            except Exception as exc:  # broker or database hiccup: keep the rows, try again shortly
+                log.warning("outbox relay of %s failed, retrying: %r", self.using, exc)
+                if self.on_failure is not None:
+                    await self.on_failure()
                 await asyncio.sleep(0.5)
         await asyncio.get_running_loop().run_in_executor(self.executor, self.release)
