@@ -72,6 +72,7 @@ SAGA_DATA_DIR = Path(env.str("SAGA_DATA_DIR", default=str(BASE_DIR / "var")))
 
 
 def _sqlite(name):
+    SAGA_DATA_DIR.mkdir(parents=True, exist_ok=True)  # a fresh clone has no var/ yet
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(SAGA_DATA_DIR / f"{name}.sqlite3"),
