@@ -131,6 +131,10 @@ SAGA_SUPERVISOR_SOCKET = Path(env.str("SAGA_SUPERVISOR_SOCKET", default=str(SAGA
 PORT = env.int("PORT", default=8088)
 SAGA_BIND = env.str("SAGA_BIND", default="127.0.0.1")
 
+# --- access (sagaboard/access.py) ---------------------------------------------------------------
+SAGA_OPEN_ACCESS = env.bool("SAGA_OPEN_ACCESS", default=DEBUG)
+SAGA_READ_REQUIRES_LOGIN = env.bool("SAGA_READ_REQUIRES_LOGIN", default=False)
+
 # --- web --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
