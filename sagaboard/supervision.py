@@ -25,7 +25,9 @@ def program_blocks(replicas: int) -> list[tuple[str, str, int]]:
     return blocks
 
 
-def config(replicas: int = 1) -> str:
+def config(replicas: int = 1, service_env: dict[str, str] | None = None) -> str:
+    """supervisord's configuration; `service_env` goes to the service processes only (the fault
+    injection options of `manage.py run`)."""
     data = settings.SAGA_DATA_DIR
     lines = [
         "[supervisord]",
@@ -56,7 +58,7 @@ def config(replicas: int = 1) -> str:
             f"priority={priority}",
             f"numprocs={replicas if many else 1}",
             f"process_name={process_name}",
-            f"environment=SAGA_PROCESS_NAME=\"{process_name}\"",
+            f"environment=SAGA_PROCESS_NAME=\"{process_name}\"" + (_environment(service_env) if name in PROGRAMS else ""),
             "autostart=true",
             "autorestart=unexpected",
             "exitcodes=0",
@@ -71,6 +73,11 @@ def config(replicas: int = 1) -> str:
             "stdout_logfile_maxbytes=0",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _environment(values: dict[str, str] | None) -> str:
+    """More `,KEY="value"` pairs for supervisord's environment= line (it interpolates %, so double it)."""
+    return "".join(f',{key}="{str(value).replace("%", "%%")}"' for key, value in (values or {}).items())
 
 
 def control():

@@ -5,6 +5,7 @@ SAGA_FAULT_DUPLICATE_RATE=0.1          publish 10% of events twice
 SAGA_FAULT_CRASH=handler_after_commit:0.05,point.relay_after_publish:0.02
                                        os._exit(70) at that point with that probability
                                        (prefix a point with a service name to crash only it)
+SAGA_FAULT_LEDGER=var/faults.ledger    append one line per injected fault (how the soak counts them)
 Crash points: relay_before_publish, relay_after_publish (before the rows are marked published),
 handler_after_commit (after the database commit, before the offset commit), handler_mid
 (inside the handler's transaction, so it rolls back).
@@ -29,7 +30,7 @@ class ShuttingDown(Exception):
     """A delay was cut short because the process is stopping; the event stays unacknowledged."""
 
 
-def _parse_crashes(spec: str) -> dict[str, float]:
+def parse_crashes(spec: str) -> dict[str, float]:
     crashes = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         name, _, rate = item.partition(":")
@@ -40,14 +41,28 @@ def _parse_crashes(spec: str) -> dict[str, float]:
 
 
 DUPLICATE_RATE = float(os.environ.get("SAGA_FAULT_DUPLICATE_RATE", "0") or 0)
-CRASHES = _parse_crashes(os.environ.get("SAGA_FAULT_CRASH", ""))
+CRASHES = parse_crashes(os.environ.get("SAGA_FAULT_CRASH", ""))
+LEDGER = os.environ.get("SAGA_FAULT_LEDGER", "")
 injected = {"duplicates": 0, "crashes": 0}
 service = ""  # set by the running service, for service-scoped crash points
+
+
+def record(kind: str, point: str = "") -> None:
+    """Append `kind service point pid` to the ledger: one write() on an O_APPEND file, so lines
+    from many processes never mix, and it is in the file before an os._exit that follows."""
+    if not LEDGER:
+        return
+    fd = os.open(LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{kind} {service or '-'} {point or '-'} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
 
 
 def duplicate() -> bool:
     if DUPLICATE_RATE and random.random() < DUPLICATE_RATE:
         injected["duplicates"] += 1
+        record("duplicate")
         return True
     return False
 
@@ -56,6 +71,7 @@ def crash_point(name: str) -> None:
     rate = CRASHES.get(f"{service}.{name}", CRASHES.get(name))
     if rate and random.random() < rate:
         log.warning("fault injection: crashing at %s", name)
+        record("crash", name)
         sys.stderr.flush()
         os._exit(70)
 

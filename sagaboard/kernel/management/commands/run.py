@@ -4,9 +4,31 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from sagaboard import supervision
+from sagaboard.kernel import faults
+
+
+def fault_environment(duplicate_rate: float | None, crashes: list[str] | None, ledger: str | None) -> dict[str, str]:
+    """The SAGA_FAULT_* variables the options ask for, checked here so a typo fails at once."""
+    env = {}
+    if duplicate_rate is not None:
+        if not 0 <= duplicate_rate <= 1:
+            raise CommandError("--duplicate-rate is a fraction between 0 and 1")
+        env["SAGA_FAULT_DUPLICATE_RATE"] = str(duplicate_rate)
+    if crashes:
+        spec = ",".join(crashes)
+        try:
+            rates = faults.parse_crashes(spec)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if not all(0 <= rate <= 1 for rate in rates.values()):
+            raise CommandError("--crash rates are probabilities between 0 and 1")
+        env["SAGA_FAULT_CRASH"] = spec
+    if ledger:
+        env["SAGA_FAULT_LEDGER"] = str(Path(ledger).resolve())
+    return env
 
 
 class Command(BaseCommand):
@@ -15,11 +37,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--replicas", type=int, default=int(os.environ.get("SAGA_REPLICAS", "1")),
                             help="processes per service, sharing the work through their consumer group")
+        faults_group = parser.add_argument_group("fault injection (for the services; default: the environment)")
+        faults_group.add_argument("--duplicate-rate", type=float, metavar="FRACTION",
+                                  help="publish this fraction of events twice (SAGA_FAULT_DUPLICATE_RATE)")
+        faults_group.add_argument("--crash", action="append", metavar="[SERVICE.]POINT:RATE",
+                                  help="os._exit at a crash point with this probability; repeatable "
+                                       f"(SAGA_FAULT_CRASH; points: {', '.join(faults.CRASH_POINTS)})")
+        faults_group.add_argument("--fault-ledger", metavar="FILE",
+                                  help="append a line per injected fault to FILE (SAGA_FAULT_LEDGER)")
 
     def handle(self, replicas, **options):
+        service_env = fault_environment(options["duplicate_rate"], options["crash"], options["fault_ledger"])
         call_command("setupdb", verbosity=0)
         conf = settings.SAGA_DATA_DIR / "supervisord.conf"
-        conf.write_text(supervision.config(replicas))
+        conf.write_text(supervision.config(replicas, service_env))
         broker = "embedded Tansu broker" if settings.SAGA_EMBEDDED_BROKER else "external Kafka"
         rows = [("broker", f"{broker} at {settings.KAFKA_BOOTSTRAP_SERVERS}, topic {settings.SAGA_TOPIC}")]
         for name in supervision.PROGRAMS:
@@ -30,6 +61,8 @@ class Command(BaseCommand):
         self.stdout.write("Sagaboard is starting:")
         for name, what in rows:
             self.stdout.write(f"  {name:<9} {what}")
+        if service_env:
+            self.stdout.write("  faults    " + " ".join(f"{key}={value}" for key, value in service_env.items()))
         self.stdout.write(f"  control   {supervision.control_hint()}   Ctrl-C stops everything.")
         self.stdout.flush()
         supervisord = Path(sys.executable).with_name("supervisord")
