@@ -21,6 +21,9 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "OrderPlaced": ("holderId",),
     "OrderRejected": ("status", "reason"),
     "DeadlineReached": (),
+    # operators' corrections (sagaboard/corrections.py); an operator's OrderRejected also carries "operator"
+    "PointsAdjusted": ("holderId", "point", "operator", "reason"),
+    "DeadLetterReplayed": ("operator", "reason", "service", "replayedEventId"),
 }
 
 
