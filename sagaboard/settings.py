@@ -9,7 +9,24 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-env = environ.Env()
+
+
+class _Env(environ.Env):
+    """django-environ's Env that remembers the name of every variable it is asked for, so that a
+    deployment (docker-compose.yml) can be checked to set only variables Sagaboard reads."""
+
+    def __init__(self, **scheme):
+        super().__init__(**scheme)
+        self.names_read: set[str] = set()
+
+    def get_value(self, var, *args, **kwargs):
+        self.names_read.add(var)
+        return super().get_value(var, *args, **kwargs)
+
+
+env = _Env()
+# Every variable read through `env` in this module (the set fills as the module runs).
+ENVIRONMENT_VARIABLES = env.names_read
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key" if DEBUG else environ.Env.NOTSET)
@@ -34,6 +51,7 @@ INSTALLED_APPS = [
     "services.point",
     "services.deadline",
     "services.monitor",
+    "sagaboard.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -66,7 +84,8 @@ TEMPLATES = [
 ]
 
 ASGI_APPLICATION = "sagaboard.asgi.application"
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# One web process, so the in-memory layer suffices; room for bursts of ~200 events/s per socket.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 2000}}}
 
 # --- databases: one per service -------------------------------------------------------------
 SERVICES = ("order", "exchange", "point", "deadline", "monitor")
@@ -132,6 +151,9 @@ SAGA_KAFKA_SESSION_TIMEOUT_MS = env.int("SAGA_KAFKA_SESSION_TIMEOUT_MS", default
 SAGA_SUPERVISOR_SOCKET = Path(env.str("SAGA_SUPERVISOR_SOCKET", default=str(SAGA_DATA_DIR / "supervisor.sock")))
 PORT = env.int("PORT", default=8088)
 SAGA_BIND = env.str("SAGA_BIND", default="127.0.0.1")
+# --- dashboard (sagaboard/dashboard/) ----------------------------------------------------------------
+SAGA_DASHBOARD_STATUS_SECONDS = env.float("SAGA_DASHBOARD_STATUS_SECONDS", default=1.0)
+SAGA_DASHBOARD_CONSISTENCY_SECONDS = env.float("SAGA_DASHBOARD_CONSISTENCY_SECONDS", default=2.0)
 
 # --- access (sagaboard/access.py) ---------------------------------------------------------------
 SAGA_OPEN_ACCESS = env.bool("SAGA_OPEN_ACCESS", default=DEBUG)
