@@ -57,6 +57,10 @@ class DeadLetter(models.Model):
     headers = models.JSONField(default=list)
     error = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # set when an operator re-delivered it (sagaboard/corrections.py): who, when and why
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    replayed_by = models.CharField(max_length=150, blank=True)
+    replay_reason = models.CharField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["id"]

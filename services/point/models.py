@@ -34,3 +34,18 @@ class Spend(models.Model):
 class Tombstone(models.Model):
     order_id = models.BigIntegerField(primary_key=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Adjustment(models.Model):
+    """An operator's correction of a balance (PointsAdjusted), applied once: the checker counts it."""
+
+    holder_id = models.CharField(max_length=64, db_index=True)
+    point = models.FloatField(help_text="added to the balance; negative takes points away")
+    operator = models.CharField(max_length=150)
+    reason = models.CharField(max_length=255)
+    order_id = models.BigIntegerField(null=True, blank=True, help_text="the order it corrects, if any")
+    event_id = models.UUIDField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
