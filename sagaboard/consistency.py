@@ -15,8 +15,8 @@ from django.db.models import Max, Sum
 
 from services.exchange.models import Exchange
 from services.monitor.models import EventLog
-from services.order.models import APPROVED, PENDING, TERMINAL, Order, StatusChange
-from services.point.models import Account, Grant, Spend
+from services.order.models import APPROVED, PENDING, REJECTED_OPERATOR, TERMINAL, Order, StatusChange
+from services.point.models import Account, Adjustment, Grant, Spend
 
 TOLERANCE = 1e-6
 
@@ -62,6 +62,8 @@ def check(order_ids=None) -> list[Anomaly]:
         if now - quiet_since < grace_ms:
             continue  # not settled yet: its compensation may still be under way
         history = terminal_changes.get(oid, [])
+        if REJECTED_OPERATOR in history:  # an operator's rejection settles the changes before it
+            history = history[len(history) - 1 - history[::-1].index(REJECTED_OPERATOR):]
         if len(history) > 1:
             anomalies.append(Anomaly("terminal-status-changed", " → ".join(history), oid, o["holder_id"]))
         exchange, live = exchanges.get(oid), spends.get(oid, [])
@@ -85,14 +87,16 @@ def check(order_ids=None) -> list[Anomaly]:
 def check_balances() -> list[Anomaly]:
     """Per holder: balance = granted ± manual adjustments − live spends."""
     granted = dict(Grant.objects.values_list("holder_id").annotate(total=Sum("point")))
+    adjusted = dict(Adjustment.objects.values_list("holder_id").annotate(total=Sum("point")))
     spent = dict(Spend.objects.filter(refunded_at__isnull=True).values_list("holder_id").annotate(total=Sum("point")))
     anomalies = []
     for holder, balance in Account.objects.values_list("holder_id", "point"):
-        expected = granted.get(holder, 0) - spent.get(holder, 0)
+        g, a, s = granted.get(holder, 0), adjusted.get(holder, 0), spent.get(holder, 0)
+        expected = g + a - s
         if abs(balance - expected) > TOLERANCE:
             anomalies.append(Anomaly(
                 "balance-mismatch",
-                f"balance {balance:g} ≠ granted {granted.get(holder, 0):g} − live spends {spent.get(holder, 0):g} = {expected:g}",
+                f"balance {balance:g} ≠ granted {g:g} ± adjustments {a:+g} − live spends {s:g} = {expected:g}",
                 holderId=holder,
             ))
     return anomalies

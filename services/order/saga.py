@@ -1,7 +1,7 @@
 """The order service: approves on PointUsed, rejects on a failure or the deadline."""
 from sagaboard.kernel.consumer import Service, ignored
 
-from .models import APPROVED, REJECTED_DEADLINE, REJECTED_EXCHANGE, REJECTED_POINT_LIMIT, Order
+from .models import APPROVED, REJECTED_DEADLINE, REJECTED_EXCHANGE, REJECTED_OPERATOR, REJECTED_POINT_LIMIT, Order
 from .services import change_status
 
 service = Service("order")
@@ -24,6 +24,8 @@ def approve(event, ctx):
         return ignored("unknown order")
     if order.status == APPROVED:
         return ignored("already approved")
+    if order.status == REJECTED_OPERATOR:
+        return ignored("an operator rejected this order; that is final under every policy")
     if order.is_terminal and event.policy == "safe":
         return ignored(f"order is already {order.status}; a terminal state is final")
     # under the naive policy an approval overrides a rejection: the seed's bug, on purpose

@@ -5,7 +5,7 @@ from django.db import transaction
 from sagaboard.kernel import outbox
 from sagaboard.kernel.events import Event, now_ms
 
-from .models import PENDING, Order, StatusChange
+from .models import PENDING, REJECTED_OPERATOR, Order, StatusChange
 
 
 def place_order(*, holder_id: str, currency_id: str, amount: int, policy: str = "safe") -> Order:
@@ -37,3 +37,27 @@ def change_status(order: Order, status: str, event: Event, reason: str = "") -> 
     order.status = status
     order.reason = reason
     order.save(update_fields=["status", "reason", "updated_at"])
+
+
+def reject_by_operator(*, order_id: int, expected_status: str, operator: str, reason: str) -> Order | None:
+    """An operator's rejection: the order becomes REJECTED BY OPERATOR and OrderRejected is emitted
+    in the same transaction, so exchange and point compensate through the normal chain. The
+    correction always uses the safe (chained) compensation, whatever the order's policy. None when
+    the order's status is no longer `expected_status` (the saga moved on meanwhile)."""
+    with transaction.atomic(using="order"):
+        order = Order.objects.select_for_update().filter(pk=order_id, status=expected_status).first()
+        if order is None:
+            return None
+        event = outbox.emit(
+            "order",
+            Event(
+                eventType="OrderRejected",
+                orderId=order.id,
+                source="order",
+                payload={"status": REJECTED_OPERATOR, "reason": reason, "holderId": order.holder_id, "operator": operator},
+                deadline=order.deadline,
+                policy="safe",
+            ),
+        )
+        change_status(order, REJECTED_OPERATOR, event, f"{reason} (by {operator})")
+    return order

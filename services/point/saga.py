@@ -4,7 +4,7 @@ from django.db.models import F
 from sagaboard.kernel.consumer import Abort, Service, dropped, ignored
 
 from .models import Account, Spend, Tombstone
-from .services import refund
+from .services import apply_adjustment, refund
 
 service = Service("point")
 
@@ -57,3 +57,14 @@ def compensate_on_rejection(event, ctx):
         return ignored("nothing to refund yet")
     ctx.emit("PointUseCompensated", {"compensated": True, "holderId": event.payload.get("holderId"), "note": "points refunded"})
     return None
+
+
+@service.handles("PointsAdjusted")
+def adjust(event, ctx):
+    """An operator's balance correction (sagaboard/corrections.py), with its reason on the record."""
+    p = event.payload
+    applied = apply_adjustment(
+        event_id=event.eventId, holder_id=p["holderId"], point=p["point"], operator=p["operator"], reason=p["reason"],
+        order_id=event.orderId,
+    )
+    return None if applied else ignored(f"holder {p['holderId']!r} has fewer than {-p['point']:g} points to take away")
