@@ -5,10 +5,14 @@ from tests.system import System
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory, request):
-    """The whole system for one test module; a module may set SYSTEM_ENV / SYSTEM_REPLICAS."""
+    """The whole system for one test module; a module may set SYSTEM_ENV / SYSTEM_REPLICAS, and
+    SYSTEM_EXTERNAL_BROKER = True (the session `broker`, passed as an external Kafka) /
+    SYSTEM_DATABASE_URL (the PostgreSQL server to use whatever DATABASE_URL says)."""
     env = getattr(request.module, "SYSTEM_ENV", {})
     replicas = getattr(request.module, "SYSTEM_REPLICAS", 1)
-    sb = System(tmp_path_factory.mktemp("system"), replicas=replicas, **env)
+    external = request.getfixturevalue("broker") if getattr(request.module, "SYSTEM_EXTERNAL_BROKER", False) else None
+    sb = System(tmp_path_factory.mktemp("system"), replicas=replicas, broker=external,
+                database_url=getattr(request.module, "SYSTEM_DATABASE_URL", None), **env)
     try:
         sb.start()
     except BaseException:

@@ -37,17 +37,18 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
-def postgres_url(name: str) -> str | None:
-    base = os.environ.get("DATABASE_URL", "")
+def postgres_url(name: str, server: str | None = None) -> str | None:
+    """The URL of database `name` on the PostgreSQL server of `server` (default DATABASE_URL)."""
+    base = os.environ.get("DATABASE_URL", "") if server is None else server
     if not base.startswith("postgres"):
         return None
     return base.rsplit("/", 1)[0] + "/" + name
 
 
-def drop_postgres_databases(prefix: str) -> None:
+def drop_postgres_databases(prefix: str, server: str | None = None) -> None:
     import psycopg
 
-    url = postgres_url("postgres")
+    url = postgres_url("postgres", server)
     with psycopg.connect(url, autocommit=True) as conn:
         names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [prefix + "%"])]
         for name in names:
@@ -55,7 +56,13 @@ def drop_postgres_databases(prefix: str) -> None:
 
 
 class System:
-    def __init__(self, tmp: Path, replicas: int = 1, **env: str):
+    def __init__(self, tmp: Path, replicas: int = 1, broker: str | None = None, database_url: str | None = None,
+                 **env: str):
+        """`broker`: the address of a Kafka-protocol broker started elsewhere, given to every process
+        in KAFKA_BOOTSTRAP_SERVERS exactly as a real Kafka's would be, so nothing embedded is
+        launched; the broker may be shared, so the system gets a topic of its own on it.
+        `database_url`: the PostgreSQL server to create this system's databases on, instead of
+        DATABASE_URL's (None: DATABASE_URL's, or SQLite files when that is unset)."""
         self.tmp = tmp
         self.replicas = replicas
         self.port = free_port()
@@ -75,7 +82,10 @@ class System:
             "PYTHONUNBUFFERED": "1",
         }
         self.env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-        pg = postgres_url(self.db_prefix)
+        if broker:
+            self.env["KAFKA_BOOTSTRAP_SERVERS"] = broker
+            self.env["SAGA_TOPIC"] = f"{self.db_prefix}.saga"
+        pg = postgres_url(self.db_prefix, database_url)
         if pg:
             self.env["DATABASE_URL"] = pg
         self.env.update(env)
@@ -130,7 +140,7 @@ class System:
         self.http.close()
         self.log.close()
         if "DATABASE_URL" in self.env and self.env["DATABASE_URL"].startswith("postgres"):
-            drop_postgres_databases(self.db_prefix)
+            drop_postgres_databases(self.db_prefix, self.env["DATABASE_URL"])
 
     def tail(self, lines: int = 80) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
