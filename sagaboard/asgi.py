@@ -1,3 +1,7 @@
+"""The web process (Daphne): Django over HTTP, the dashboard's WebSockets over Channels.
+
+WebSockets go through AllowedHostsOriginValidator (a page of another origin may not open one) and
+AuthMiddlewareStack (the session's user, which the consumers ask sagaboard.access about)."""
 import os
 
 from django.core.asgi import get_asgi_application
@@ -5,6 +9,13 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sagaboard.settings")
 django_asgi = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (after Django is set up)
+from channels.auth import AuthMiddlewareStack  # noqa: E402  (after Django is set up)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi})
+from sagaboard.dashboard.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_asgi,
+    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+})

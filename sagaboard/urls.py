@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sagaboard.api import ConsistencyView, DeadLettersView, OutcomesView, ServicesView
@@ -16,6 +16,8 @@ def api(route, view):
 
 
 urlpatterns = [
+    # the dashboard first: its `/events/` page answers a browser and hands the JSON API any other client
+    path("", include("sagaboard.dashboard.urls")),
     api("points", PointsView),
     api(r"points/(?P<user_id>[^/]+)", PointView),
     api("orders", OrdersView),

@@ -1,0 +1,35 @@
+"""WebSocket endpoints: /ws/sagas/ (every event, the service panel, anomalies) and
+/ws/sagas/<orderId>/ (one order's events). Messages are documented in the README ("Dashboard")."""
+from __future__ import annotations
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from sagaboard.access import may_read
+
+from .feed import ALL, feed, order_group
+
+
+class SagaConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        if not may_read(self.scope.get("user")):
+            await self.close(code=4403)
+            return
+        order_id = self.scope["url_route"]["kwargs"].get("order_id")
+        self.group = order_group(order_id) if order_id is not None else ALL
+        feed.ensure_started()
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.watching = self.group == ALL
+        if self.watching:
+            feed.watchers += 1
+        await self.accept()
+        await self.send_json({"kind": "hello", "group": self.group})
+
+    async def disconnect(self, code):
+        if getattr(self, "group", None) is None:
+            return
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.watching:
+            feed.watchers -= 1
+
+    async def saga_message(self, event):
+        await self.send_json(event["message"])

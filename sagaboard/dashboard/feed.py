@@ -1,0 +1,198 @@
+"""The live feed of the web process: Kafka → Channels groups → WebSocket clients.
+
+One feed per web process (Daphne runs one), started lazily by the first WebSocket client. It
+reads the saga topic with a consumer of no group (every partition, from the end, nothing
+committed) and forwards each record to the Channels groups `sagas` (every event) and
+`saga-<orderId>` (one order), as a message of the format documented in the README:
+
+    {"kind": "event", "event": <the envelope, unchanged>, "topic": …, "partition": …,
+     "offset": …, "publishedAt": <broker timestamp, ms>, "receivedAt": <ms>}
+
+Beside it, while anyone watches, it pushes the service panel every SAGA_DASHBOARD_STATUS_SECONDS
+and the checker's anomalies every SAGA_DASHBOARD_CONSISTENCY_SECONDS to the group `sagas`
+({"kind": "services", …} and {"kind": "consistency", …}). The broker not being up yet, or
+restarting, is retried with a bounded backoff; the feed stops when the web server shuts down.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from sagaboard.kernel import broker
+from sagaboard.kernel.events import now_ms
+
+from . import snapshot
+
+log = logging.getLogger(__name__)
+ALL = "sagas"
+MAX_BACKOFF_SECONDS = 5.0
+LAG_TIMEOUT_SECONDS = 2.0
+
+
+def order_group(order_id) -> str:
+    return f"saga-{order_id}"
+
+
+def message_of(record) -> dict | None:
+    """The WebSocket message for one Kafka record, or None when the value is not an event
+    envelope at all (the services dead-letter those; the feed just skips them). Unknown event
+    types pass through unchanged: the pages draw them generically."""
+    try:
+        envelope = json.loads(record.value)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("eventId"), str):
+        return None
+    return {
+        "kind": "event",
+        "event": envelope,
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "publishedAt": record.timestamp,
+        "receivedAt": now_ms(),
+    }
+
+
+class Feed:
+    def __init__(self):
+        self.task: asyncio.Task | None = None
+        self.status_task: asyncio.Task | None = None
+        self.stopping = asyncio.Event()
+        self.watchers = 0
+        self.consumer = None
+        self.lag: dict[str, int | None] = {}
+        self.hooked = False
+
+    def ensure_started(self) -> None:
+        """Start the feed in the running event loop (the server's) if it is not running yet."""
+        if self.task is None or self.task.done():
+            self.stopping = asyncio.Event()
+            self.task = asyncio.create_task(self.run(), name="dashboard-feed")
+            self.status_task = asyncio.create_task(self.push_status(), name="dashboard-status")
+        self.stop_with_server()
+
+    def stop_with_server(self) -> None:
+        """Daphne runs on Twisted's asyncio reactor: stop the feed before it shuts down (SIGTERM)."""
+        reactor = sys.modules.get("twisted.internet.reactor")
+        if reactor is None or self.hooked:
+            return
+        from twisted.internet.defer import Deferred
+
+        reactor.addSystemEventTrigger("before", "shutdown", lambda: Deferred.fromFuture(asyncio.ensure_future(self.stop())))
+        self.hooked = True
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        for task in (self.task, self.status_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    # --- events --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        backoff = 0.2
+        while not self.stopping.is_set():
+            started = asyncio.get_running_loop().time()
+            try:
+                await self.forward()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker went away or lost the topic: start over
+                log.warning("dashboard feed lost the broker (%r); retrying in %.1f s", exc, backoff)
+            if asyncio.get_running_loop().time() - started > 10:
+                backoff = 0.2  # it ran well for a while: this is a new failure
+            await self.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    async def forward(self) -> None:
+        consumer = broker.consumer(None, auto_offset_reset="latest")
+        if not await broker.start_with_retry(consumer, "dashboard feed", self.stopping):
+            return
+        self.consumer = consumer
+        layer = get_channel_layer()
+        try:
+            log.info("dashboard feed reading %s from its end", settings.SAGA_TOPIC)
+            while not self.stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                for records in batches.values():
+                    for record in records:
+                        message = message_of(record)
+                        if message is None:
+                            continue
+                        payload = {"type": "saga.message", "message": message}
+                        await layer.group_send(ALL, payload)
+                        order_id = message["event"].get("orderId")
+                        if isinstance(order_id, int):
+                            await layer.group_send(order_group(order_id), payload)
+        finally:
+            self.consumer = None
+            await consumer.stop()
+
+    # --- service panel and anomalies -------------------------------------------------------------
+    async def push_status(self) -> None:
+        layer = get_channel_layer()
+        admin = None
+        last_check = 0.0
+        try:
+            while not self.stopping.is_set():
+                if self.watchers > 0:
+                    try:
+                        if admin is None:
+                            admin = AIOKafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+                                                        request_timeout_ms=2000)
+                            await asyncio.wait_for(admin.start(), LAG_TIMEOUT_SECONDS)
+                        self.lag = await asyncio.wait_for(self.group_lag(admin), LAG_TIMEOUT_SECONDS)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        log.info("dashboard: consumer lag unavailable (%r)", exc)
+                        self.lag = {}
+                        if admin is not None:
+                            await asyncio.gather(admin.close(), return_exceptions=True)
+                        admin = None
+                    services = await sync_to_async(snapshot.services, thread_sensitive=False)(self.lag)
+                    await layer.group_send(ALL, {"type": "saga.message", "message": {"kind": "services", "services": services}})
+                    now = asyncio.get_running_loop().time()
+                    if now - last_check >= settings.SAGA_DASHBOARD_CONSISTENCY_SECONDS:
+                        last_check = now
+                        verdict = await sync_to_async(snapshot.consistency, thread_sensitive=False)()
+                        await layer.group_send(ALL, {"type": "saga.message", "message": {"kind": "consistency", **verdict}})
+                await self.sleep(settings.SAGA_DASHBOARD_STATUS_SECONDS)
+        finally:
+            if admin is not None:
+                await asyncio.gather(admin.close(), return_exceptions=True)
+
+    async def group_lag(self, admin) -> dict[str, int | None]:
+        """Per service: the topic's end offsets minus its consumer group's committed offsets
+        (what a stopped service still has to read), None when the group has committed nothing."""
+        consumer = self.consumer
+        if consumer is None:
+            return {}
+        partitions = [TopicPartition(settings.SAGA_TOPIC, p) for p in (consumer.partitions_for_topic(settings.SAGA_TOPIC) or ())]
+        if not partitions:
+            return {}
+        ends = await consumer.end_offsets(partitions)
+        lag = {}
+        for service in settings.SERVICES:
+            committed = await admin.list_consumer_group_offsets(f"sagaboard.{service}", partitions=partitions)
+            known = {tp: meta.offset for tp, meta in committed.items() if meta is not None and meta.offset >= 0}
+            lag[service] = sum(max(0, ends[tp] - known.get(tp, 0)) for tp in partitions) if known else None
+        return lag
+
+
+feed = Feed()

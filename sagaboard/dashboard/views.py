@@ -1,0 +1,128 @@
+"""The dashboard's pages and the small JSON endpoints behind them. Reading follows
+sagaboard.access.may_read; stopping/starting services and launching scenarios need may_operate.
+Granting points and placing orders go through the existing JSON API (/points, /orders)."""
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from sagaboard import supervision
+from sagaboard.access import may_operate, may_read
+from services.monitor.api import EventsView
+
+from . import scenarios, snapshot
+
+
+def readable(view):
+    def wrapped(request, *args, **kwargs):
+        if not may_read(request.user):
+            raise PermissionDenied("log in to read the dashboard")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def operator(view):
+    def wrapped(request, *args, **kwargs):
+        if not may_operate(request.user):
+            return JsonResponse({"detail": "only an operator (staff user) may do this"}, status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _int(value, default=None):
+    return int(value) if value and value.isdigit() else default
+
+
+# --- pages -----------------------------------------------------------------------------------------
+@require_GET
+@readable
+def board_page(request):
+    context = {
+        "scenarios": [{"name": name, "title": title, "what": what} for name, (title, what, _) in scenarios.SCENARIOS.items()],
+        "holder": scenarios.HOLDER,
+        "can_operate": may_operate(request.user),
+    }
+    return render(request, "dashboard/board.html", context)
+
+
+@require_GET
+@readable
+def saga_page(request, order_id):
+    detail = snapshot.saga(order_id)
+    if detail is None:
+        raise Http404(f"no order {order_id}")
+    return render(request, "dashboard/saga.html", {"order_id": order_id, "detail": detail})
+
+
+_events_api = EventsView.as_view()
+
+
+def events_page(request):
+    """`/events/`: the explorer for a browser (it asks for text/html); the JSON API for anyone
+    else, so `/events/` keeps answering HTTPie and curl like `/events`."""
+    if request.method != "GET" or "text/html" not in request.headers.get("Accept", ""):
+        return _events_api(request)
+    return _explorer(request)
+
+
+@readable
+def _explorer(request):
+    return render(request, "dashboard/events.html", {"filters": snapshot.event_filters()})
+
+
+# --- JSON behind the pages -----------------------------------------------------------------------------
+@require_GET
+@readable
+def board_json(request):
+    q = request.GET
+    ids = [int(i) for i in q.get("ids", "").split(",") if i.isdigit()] if "ids" in q else None
+    return JsonResponse(snapshot.board(
+        page=_int(q.get("page"), 1), status=q.get("status", ""), holder=q.get("holder", "").strip(),
+        order_id=_int(q.get("order", "").strip(), ""), ids=ids,
+    ))
+
+
+@require_GET
+@readable
+def saga_json(request, order_id):
+    detail = snapshot.saga(order_id)
+    if detail is None:
+        raise Http404(f"no order {order_id}")
+    return JsonResponse(detail)
+
+
+@require_GET
+@readable
+def services_json(request):
+    from .feed import feed
+
+    return JsonResponse({"services": snapshot.services(feed.lag)})
+
+
+@require_GET
+@readable
+def consistency_json(request):
+    return JsonResponse(snapshot.consistency())
+
+
+@require_POST
+@operator
+def service_control(request, name, action):
+    if name not in supervision.PROGRAMS:
+        raise Http404(f"no service {name}")
+    (supervision.stop if action == "stop" else supervision.start)(name)
+    return JsonResponse({"name": name, "action": action, "services": snapshot.services()})
+
+
+@require_POST
+@operator
+def launch_scenario(request, name):
+    if name not in scenarios.SCENARIOS:
+        raise Http404(f"no scenario {name}")
+    orders = scenarios.launch(name)
+    return JsonResponse({"scenario": name, "orders": [{"id": o.id, "policy": o.policy, "currencyId": o.currency_id} for o in orders]},
+                        status=201)
