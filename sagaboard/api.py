@@ -6,12 +6,16 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler as drf_exception_handler
 
-from sagaboard import consistency, supervision
+from sagaboard import consistency, corrections, supervision
+from sagaboard.access import OperatorAccess
 from sagaboard.kernel.models import DeadLetter, InboxRecord, ProcessHeartbeat
+from sagaboard.schema import errors
+from services.monitor.api import EventLogSerializer
+from services.monitor.models import EventLog
 
 HEARTBEAT_FRESH_SECONDS = 5  # processes beat every second; older rows are from a killed process
 
@@ -44,7 +48,7 @@ class ConsistencyView(APIView):
         summary="Anomalies across services",
         description="Settled orders that break a consistency rule, and holders whose balance does not add up.",
         parameters=[OpenApiParameter("orderId", int, description="check only this order")],
-        responses=ConsistencySerializer,
+        responses={200: ConsistencySerializer, **errors(400)},
     )
     def get(self, request):
         order_id = request.query_params.get("orderId")
@@ -63,10 +67,13 @@ class DeadLetterSerializer(serializers.Serializer):
     error = serializers.CharField()
     value = serializers.CharField(allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
+    replayedAt = serializers.DateTimeField(source="replayed_at", allow_null=True)
+    replayedBy = serializers.CharField(source="replayed_by")
 
 
 class DeadLettersView(APIView):
-    @extend_schema(summary="Records a service could not take, with the reason", responses=DeadLetterSerializer(many=True))
+    @extend_schema(summary="Records a service could not take, with the reason",
+                   responses={200: DeadLetterSerializer(many=True), **errors()})
     def get(self, request):
         letters = []
         for service in settings.SERVICES:
@@ -79,8 +86,31 @@ class DeadLettersView(APIView):
         return Response(DeadLetterSerializer(letters, many=True).data)
 
 
+class SupervisedProcessSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    state = serializers.CharField(help_text="supervisord's state: RUNNING, STOPPED, ...")
+    pid = serializers.IntegerField()
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    process = serializers.CharField()
+    pid = serializers.IntegerField()
+    seen_at = serializers.DateTimeField()
+    assignment = serializers.ListField(child=serializers.IntegerField(), help_text="partitions it consumes")
+    lag = serializers.IntegerField()
+    handled = serializers.IntegerField()
+
+
+class ServiceStateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    state = serializers.CharField(help_text="running, stopped, unsupervised, or the supervisord states")
+    processes = SupervisedProcessSerializer(many=True)
+    heartbeats = HeartbeatSerializer(many=True)
+
+
 class ServicesView(APIView):
-    @extend_schema(summary="Each service: supervised processes and what its live processes report (assignment, lag)")
+    @extend_schema(summary="Each service: supervised processes and what its live processes report (assignment, lag)",
+                   responses={200: ServiceStateSerializer(many=True), **errors()})
     def get(self, request):
         processes = supervision.processes()
         fresh = timezone.now() - timedelta(seconds=HEARTBEAT_FRESH_SECONDS)
@@ -118,7 +148,7 @@ class OutcomesView(APIView):
     @extend_schema(
         summary="How each service handled the events of one order: applied, ignored (late) or dropped (expired)",
         parameters=[OpenApiParameter("orderId", int, required=True)],
-        responses=OutcomeSerializer(many=True),
+        responses={200: OutcomeSerializer(many=True), **errors(400)},
     )
     def get(self, request):
         order_id = request.query_params.get("orderId", "")
@@ -131,3 +161,102 @@ class OutcomesView(APIView):
                 records.append(record)
         records.sort(key=lambda r: r.handled_at)
         return Response(OutcomeSerializer(records, many=True).data)
+
+
+# --- corrections (sagaboard/corrections.py): staff only in production -----------------------------
+class RejectOrderSerializer(serializers.Serializer):
+    orderId = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(max_length=corrections.REASON_MAX)
+
+
+class AdjustBalanceSerializer(serializers.Serializer):
+    holderId = serializers.CharField(max_length=64)
+    point = serializers.FloatField(min_value=-settings.SAGA_MAX_AMOUNT, max_value=settings.SAGA_MAX_AMOUNT,
+                                   help_text="added to the balance; negative takes points away")
+    reason = serializers.CharField(max_length=corrections.REASON_MAX)
+    orderId = serializers.IntegerField(min_value=1, required=False, allow_null=True,
+                                       help_text="the order it corrects (it then shows on that order's timeline)")
+
+
+class ReplayDeadLetterSerializer(serializers.Serializer):
+    service = serializers.ChoiceField(settings.SERVICES)
+    deadLetterId = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(max_length=corrections.REASON_MAX)
+
+
+class CorrectionResultSerializer(serializers.Serializer):
+    operator = serializers.CharField()
+    eventId = serializers.UUIDField(help_text="the event the correction emitted or re-delivered")
+    eventType = serializers.CharField()
+
+
+class CorrectionView(APIView):
+    """GET lists the corrections of this kind that the monitor recorded; POST makes one (staff)."""
+
+    permission_classes = [OperatorAccess]
+    event_type = ""
+    command: type[serializers.Serializer]
+
+    def recorded(self):
+        return EventLog.objects.filter(event_type=self.event_type)
+
+    def get(self, request):
+        return Response(EventLogSerializer(self.recorded(), many=True).data)
+
+    def post(self, request):
+        command = self.command(data=request.data)
+        command.is_valid(raise_exception=True)
+        operator = corrections.operator_name(request.user)
+        try:
+            event_id = self.correct(command.validated_data, operator)
+        except corrections.CorrectionRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response({"operator": operator, "eventId": event_id, "eventType": self.event_type}, status=status.HTTP_202_ACCEPTED)
+
+
+def _correction_schema(cls):
+    summary = cls.__doc__.strip().splitlines()[0]
+    cls.get = extend_schema(summary=f"Corrections recorded: {cls.event_type}",
+                            responses={200: EventLogSerializer(many=True), **errors()})(cls.get)
+    cls.post = extend_schema(summary=summary, description=cls.__doc__, request=cls.command,
+                             responses={202: CorrectionResultSerializer, **errors(400, 409)})(cls.post)
+    return cls
+
+
+@_correction_schema
+class RejectOrderView(CorrectionView):
+    """Reject a pending or inconsistent order; exchange and point compensate through the saga.
+
+    The order becomes REJECTED BY OPERATOR and OrderRejected (with the operator and reason) is emitted."""
+
+    event_type = "OrderRejected"
+    command = RejectOrderSerializer
+
+    def recorded(self):
+        return super().recorded().filter(payload__has_key="operator")
+
+    def correct(self, d, operator):
+        return corrections.reject_order(d["orderId"], operator=operator, reason=d["reason"]).eventId
+
+
+@_correction_schema
+class AdjustBalanceView(CorrectionView):
+    """Adjust a holder's balance with a reason (PointsAdjusted, applied once by the point service)."""
+
+    event_type = "PointsAdjusted"
+    command = AdjustBalanceSerializer
+
+    def correct(self, d, operator):
+        return corrections.adjust_balance(d["holderId"], d["point"], operator=operator, reason=d["reason"],
+                                          order_id=d.get("orderId")).eventId
+
+
+@_correction_schema
+class ReplayDeadLetterView(CorrectionView):
+    """Re-deliver a dead-lettered event through the topic, with a DeadLetterReplayed saying who and why."""
+
+    event_type = "DeadLetterReplayed"
+    command = ReplayDeadLetterSerializer
+
+    def correct(self, d, operator):
+        return corrections.replay_dead_letter(d["service"], d["deadLetterId"], operator=operator, reason=d["reason"]).eventId

@@ -47,7 +47,7 @@ def _reason(reason) -> str:
     return reason
 
 
-def reject_order(order_id: int, *, operator: str, reason: str) -> Order:
+def reject_order(order_id: int, *, operator: str, reason: str) -> Event:
     reason = _reason(reason)
     order = Order.objects.filter(pk=order_id).first()
     if order is None:
@@ -60,10 +60,10 @@ def reject_order(order_id: int, *, operator: str, reason: str) -> Order:
             raise CorrectionRefused(
                 f"order {order_id} is {order.status} and consistent (or still settling): nothing to correct"
             )
-    rejected = reject_by_operator(order_id=order_id, expected_status=order.status, operator=operator, reason=reason)
-    if rejected is None:
+    rejection = reject_by_operator(order_id=order_id, expected_status=order.status, operator=operator, reason=reason)
+    if rejection is None:
         raise CorrectionRefused(f"order {order_id} changed status meanwhile; look at it again")
-    return rejected
+    return rejection
 
 
 def adjust_balance(holder_id: str, point: float, *, operator: str, reason: str, order_id: int | None = None) -> Event:

@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from sagaboard.api import ConsistencyView, DeadLettersView, OutcomesView, ServicesView
+from sagaboard.api import (
+    AdjustBalanceView, ConsistencyView, DeadLettersView, OutcomesView, RejectOrderView, ReplayDeadLetterView, ServicesView,
+)
 from services.deadline.api import DeadlinesView
 from services.exchange.api import ExchangesView
 from services.monitor.api import EventsView
@@ -19,9 +21,9 @@ urlpatterns = [
     # the dashboard first: its `/events/` page answers a browser and hands the JSON API any other client
     path("", include("sagaboard.dashboard.urls")),
     api("points", PointsView),
-    api(r"points/(?P<user_id>[^/]+)", PointView),
+    api(r"points/(?P<userId>[^/]+)", PointView),
     api("orders", OrdersView),
-    api(r"orders/(?P<order_id>[0-9]+)", OrderView),
+    api(r"orders/(?P<orderId>[0-9]+)", OrderView),
     api("exchanges", ExchangesView),
     api("deadlines", DeadlinesView),
     api("transactions", TransactionsView),
@@ -30,6 +32,9 @@ urlpatterns = [
     api("dead-letters", DeadLettersView),
     api("outcomes", OutcomesView),
     api("services", ServicesView),
+    api("corrections/reject", RejectOrderView),
+    api("corrections/adjust", AdjustBalanceView),
+    api("corrections/replay", ReplayDeadLetterView),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),

@@ -3,6 +3,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sagaboard.schema import errors
+
 from .models import Deadline
 
 
@@ -15,6 +17,6 @@ class DeadlineSerializer(serializers.Serializer):
 
 
 class DeadlinesView(APIView):
-    @extend_schema(summary="Every deadline: armed, fired or disarmed (reading it wakes nothing)", responses=DeadlineSerializer(many=True))
+    @extend_schema(summary="Every deadline: armed, fired or disarmed (reading it wakes nothing)", responses={200: DeadlineSerializer(many=True), **errors()})
     def get(self, request):
         return Response(DeadlineSerializer(Deadline.objects.all(), many=True).data)

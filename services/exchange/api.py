@@ -3,6 +3,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sagaboard.schema import errors
+
 from .models import Exchange
 
 
@@ -16,6 +18,6 @@ class ExchangeSerializer(serializers.Serializer):
 
 
 class ExchangesView(APIView):
-    @extend_schema(summary="Exchanges that stand (a compensated one is removed)", responses=ExchangeSerializer(many=True))
+    @extend_schema(summary="Exchanges that stand (a compensated one is removed)", responses={200: ExchangeSerializer(many=True), **errors()})
     def get(self, request):
         return Response(ExchangeSerializer(Exchange.objects.all(), many=True).data)

@@ -3,6 +3,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sagaboard.schema import errors
+
 from .models import EventLog
 
 
@@ -37,7 +39,7 @@ class EventsView(APIView):
             OpenApiParameter("source", str, description="only events emitted by this service"),
             OpenApiParameter("limit", int, description="at most this many (newest first cut), default 1000"),
         ],
-        responses=EventLogSerializer(many=True),
+        responses={200: EventLogSerializer(many=True), **errors(400)},
     )
     def get(self, request):
         query = EventFilter(data=request.query_params)

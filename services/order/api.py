@@ -5,6 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sagaboard.schema import errors
 from sagaboard.kernel.events import POLICIES
 from services.point.api import HOLDER_ID
 from services.point.models import Account
@@ -48,11 +49,11 @@ class PlaceOrderSerializer(serializers.Serializer):
 
 
 class OrdersView(APIView):
-    @extend_schema(summary="Every order", responses=OrderSerializer(many=True))
+    @extend_schema(summary="Every order", responses={200: OrderSerializer(many=True), **errors()})
     def get(self, request):
         return Response(OrderSerializer(Order.objects.all(), many=True).data)
 
-    @extend_schema(summary="Place an order (starts a saga)", request=PlaceOrderSerializer, responses={201: OrderSerializer})
+    @extend_schema(summary="Place an order (starts a saga)", request=PlaceOrderSerializer, responses={201: OrderSerializer, **errors(400)})
     def post(self, request):
         command = PlaceOrderSerializer(data=request.data)
         command.is_valid(raise_exception=True)
@@ -66,6 +67,6 @@ class OrderDetailSerializer(OrderSerializer):
 
 
 class OrderView(APIView):
-    @extend_schema(summary="One order, with its status history", responses=OrderDetailSerializer)
-    def get(self, request, order_id):
-        return Response(OrderDetailSerializer(get_object_or_404(Order, pk=order_id)).data)
+    @extend_schema(summary="One order, with its status history", responses={200: OrderDetailSerializer, **errors(404)})
+    def get(self, request, orderId):
+        return Response(OrderDetailSerializer(get_object_or_404(Order, pk=orderId)).data)

@@ -39,11 +39,11 @@ def change_status(order: Order, status: str, event: Event, reason: str = "") -> 
     order.save(update_fields=["status", "reason", "updated_at"])
 
 
-def reject_by_operator(*, order_id: int, expected_status: str, operator: str, reason: str) -> Order | None:
+def reject_by_operator(*, order_id: int, expected_status: str, operator: str, reason: str) -> Event | None:
     """An operator's rejection: the order becomes REJECTED BY OPERATOR and OrderRejected is emitted
     in the same transaction, so exchange and point compensate through the normal chain. The
-    correction always uses the safe (chained) compensation, whatever the order's policy. None when
-    the order's status is no longer `expected_status` (the saga moved on meanwhile)."""
+    correction always uses the safe (chained) compensation, whatever the order's policy. Returns the
+    OrderRejected, or None when the order is no longer `expected_status` (the saga moved on)."""
     with transaction.atomic(using="order"):
         order = Order.objects.select_for_update().filter(pk=order_id, status=expected_status).first()
         if order is None:
@@ -60,4 +60,4 @@ def reject_by_operator(*, order_id: int, expected_status: str, operator: str, re
             ),
         )
         change_status(order, REJECTED_OPERATOR, event, f"{reason} (by {operator})")
-    return order
+    return event

@@ -5,6 +5,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sagaboard.access import OperatorAccess
+from sagaboard.schema import errors
+
 from .models import Account, Spend
 from .services import grant_points
 
@@ -30,11 +33,13 @@ class SpendSerializer(serializers.Serializer):
 
 
 class PointsView(APIView):
-    @extend_schema(summary="Every holder's balance", responses=AccountSerializer(many=True))
+    permission_classes = [OperatorAccess]  # granting points is staff-only in production
+
+    @extend_schema(summary="Every holder's balance", responses={200: AccountSerializer(many=True), **errors()})
     def get(self, request):
         return Response(AccountSerializer(Account.objects.all(), many=True).data)
 
-    @extend_schema(summary="Grant points to a holder", request=GrantSerializer, responses={201: AccountSerializer})
+    @extend_schema(summary="Grant points to a holder", request=GrantSerializer, responses={201: AccountSerializer, **errors(400)})
     def post(self, request):
         grant = GrantSerializer(data=request.data)
         grant.is_valid(raise_exception=True)
@@ -43,12 +48,12 @@ class PointsView(APIView):
 
 
 class PointView(APIView):
-    @extend_schema(summary="One holder's balance", responses=AccountSerializer)
-    def get(self, request, user_id):
-        return Response(AccountSerializer(get_object_or_404(Account, holder_id=user_id)).data)
+    @extend_schema(summary="One holder's balance", responses={200: AccountSerializer, **errors(404)})
+    def get(self, request, userId):
+        return Response(AccountSerializer(get_object_or_404(Account, holder_id=userId)).data)
 
 
 class TransactionsView(APIView):
-    @extend_schema(summary="Points spent on orders (refundedAt is set once compensated)", responses=SpendSerializer(many=True))
+    @extend_schema(summary="Points spent on orders (refundedAt is set once compensated)", responses={200: SpendSerializer(many=True), **errors()})
     def get(self, request):
         return Response(SpendSerializer(Spend.objects.all(), many=True).data)
