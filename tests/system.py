@@ -150,6 +150,14 @@ class System:
         return subprocess.run([str(Path(sys.executable).with_name("supervisorctl")), "-c", str(conf), *args],
                               capture_output=True, text=True, timeout=60).stdout
 
+    def manage(self, *args: str) -> str:
+        """A management command against this system's databases (createsuperuser, drf_create_token,
+        shell -c ...); returns what it printed."""
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
     def stop_service(self, name: str) -> None:
         self.supervisorctl("stop", f"{name}:*" if self.replicas > 1 else name)
 
