@@ -69,7 +69,8 @@ class Feed:
         self.stopping = asyncio.Event()
         self.watchers = 0
         self.consumer = None
-        self.lag: dict[str, int | None] = {}
+        self.admin: AIOKafkaAdminClient | None = None
+        self.lag_lock = asyncio.Lock()  # the status task and the panel's JSON view share one admin client
         self.hooked = False
 
     def ensure_started(self) -> None:
@@ -146,26 +147,12 @@ class Feed:
     # --- service panel and anomalies -------------------------------------------------------------
     async def push_status(self) -> None:
         layer = get_channel_layer()
-        admin = None
         last_check = 0.0
         try:
             while not self.stopping.is_set():
                 if self.watchers > 0:
-                    try:
-                        if admin is None:
-                            admin = AIOKafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-                                                        request_timeout_ms=2000)
-                            await asyncio.wait_for(admin.start(), LAG_TIMEOUT_SECONDS)
-                        self.lag = await asyncio.wait_for(self.group_lag(admin), LAG_TIMEOUT_SECONDS)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:
-                        log.info("dashboard: consumer lag unavailable (%r)", exc)
-                        self.lag = {}
-                        if admin is not None:
-                            await asyncio.gather(admin.close(), return_exceptions=True)
-                        admin = None
-                    services = await sync_to_async(snapshot.services, thread_sensitive=False)(self.lag)
+                    lag = await self.current_lag()
+                    services = await sync_to_async(snapshot.services, thread_sensitive=False)(lag)
                     await layer.group_send(ALL, {"type": "saga.message", "message": {"kind": "services", "services": services}})
                     now = asyncio.get_running_loop().time()
                     if now - last_check >= settings.SAGA_DASHBOARD_CONSISTENCY_SECONDS:
@@ -174,8 +161,30 @@ class Feed:
                         await layer.group_send(ALL, {"type": "saga.message", "message": {"kind": "consistency", **verdict}})
                 await self.sleep(settings.SAGA_DASHBOARD_STATUS_SECONDS)
         finally:
-            if admin is not None:
-                await asyncio.gather(admin.close(), return_exceptions=True)
+            if self.admin is not None:
+                await asyncio.gather(self.admin.close(), return_exceptions=True)
+                self.admin = None
+
+    async def current_lag(self) -> dict[str, int | None]:
+        """Each service's lag from committed offsets; {} while the broker cannot tell (then the
+        panel shows what the services' live processes report)."""
+        async with self.lag_lock:
+            return await self._lag()
+
+    async def _lag(self) -> dict[str, int | None]:
+        try:
+            if self.admin is None:
+                self.admin = AIOKafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, request_timeout_ms=2000)
+                await asyncio.wait_for(self.admin.start(), LAG_TIMEOUT_SECONDS)
+            return await asyncio.wait_for(self.group_lag(self.admin), LAG_TIMEOUT_SECONDS)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.info("dashboard: consumer lag unavailable (%r)", exc)
+            if self.admin is not None:
+                await asyncio.gather(self.admin.close(), return_exceptions=True)
+            self.admin = None
+            return {}
 
     async def group_lag(self, admin) -> dict[str, int | None]:
         """Per service: the topic's end offsets minus its consumer group's committed offsets

@@ -3,6 +3,7 @@ sagaboard.access.may_read; stopping/starting services and launching scenarios ne
 Granting points and placing orders go through the existing JSON API (/points, /orders)."""
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
@@ -13,6 +14,7 @@ from sagaboard.access import may_operate, may_read
 from services.monitor.api import EventsView
 
 from . import scenarios, snapshot
+from .feed import feed
 
 
 def readable(view):
@@ -95,12 +97,13 @@ def saga_json(request, order_id):
     return JsonResponse(detail)
 
 
-@require_GET
-@readable
-def services_json(request):
-    from .feed import feed
-
-    return JsonResponse({"services": snapshot.services(feed.lag)})
+async def services_json(request):
+    """The service panel (also pushed over /ws/sagas/ every SAGA_DASHBOARD_STATUS_SECONDS)."""
+    if not may_read(await request.auser()):
+        raise PermissionDenied("log in to read the dashboard")
+    feed.ensure_started()
+    lag = await feed.current_lag()
+    return JsonResponse({"services": await sync_to_async(snapshot.services, thread_sensitive=False)(lag)})
 
 
 @require_GET

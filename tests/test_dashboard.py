@@ -1,0 +1,112 @@
+"""The dashboard's server side on the running system: the WebSocket feed carries each event's
+envelope unchanged with its partition and offset, the pages and their JSON answer, `/events/`
+still answers HTTPie and curl, the service panel reports lag of a stopped service, and the
+endpoints that operate need may_operate (test_dashboard_access.py)."""
+import json
+import time
+
+import pytest
+from websockets.sync.client import connect
+
+from tests.system import wait_until
+
+pytestmark = pytest.mark.system
+
+
+def socket(system, path):
+    return connect(f"ws://127.0.0.1:{system.port}{path}", origin=f"http://127.0.0.1:{system.port}", proxy=None, open_timeout=10)
+
+
+def receive_until(ws, predicate, timeout=20):
+    """Messages until one satisfies predicate; returns every message read (bounded in time)."""
+    seen = []
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            message = json.loads(ws.recv(timeout=max(0.05, end - time.monotonic())))
+        except TimeoutError:
+            break
+        seen.append(message)
+        if predicate(message):
+            return seen
+    raise AssertionError(f"no matching message within {timeout}s; got {[m.get('kind') for m in seen]}")
+
+
+def test_order_socket_carries_the_envelope_unchanged_with_partition_and_offset(system):
+    system.grant("ws", 1000)
+    with socket(system, "/ws/sagas/") as everything:
+        assert json.loads(everything.recv(timeout=10)) == {"kind": "hello", "group": "sagas"}
+        order = system.order("ws", 100)
+        with socket(system, f"/ws/sagas/{order['id']}/") as one:
+            assert json.loads(one.recv(timeout=10))["kind"] == "hello"
+            received = receive_until(one, lambda m: m["kind"] == "event" and m["event"]["eventType"] == "OrderPlaced")
+        system.settled(order["id"])
+        everything_seen = receive_until(everything, lambda m: m["kind"] == "event" and m["event"]["eventType"] == "OrderPlaced"
+                                        and m["event"]["orderId"] == order["id"])
+    logged = {e["eventId"]: e for e in system.get("/events", orderId=order["id"])}
+    events = [m for m in received if m["kind"] == "event"]
+    assert events and all(m["event"]["orderId"] == order["id"] for m in events)
+    assert [m["event"]["eventType"] for m in events][-3:] == ["ExchangeSucceeded", "PointUsed", "OrderPlaced"]
+    for m in events:
+        log = logged[m["event"]["eventId"]]
+        envelope = {k: log[k] for k in ("eventId", "eventType", "orderId", "timestamp", "deadline", "causationId", "source", "policy", "payload")}
+        assert m["event"] == envelope  # the envelope of DESIGN.md section 3, unchanged
+        assert (m["topic"], m["partition"], m["offset"]) == (log["topic"], log["partition"], log["offset"])
+        assert m["publishedAt"] <= m["receivedAt"]
+    assert any(m["kind"] == "event" and m["event"]["orderId"] == order["id"] for m in everything_seen)
+
+
+def test_all_socket_pushes_the_service_panel_and_anomalies(system):
+    with socket(system, "/ws/sagas/") as ws:
+        panel = receive_until(ws, lambda m: m["kind"] == "services")[-1]["services"]
+        verdict = receive_until(ws, lambda m: m["kind"] == "consistency")[-1]
+    assert [s["name"] for s in panel] == ["order", "exchange", "point", "deadline", "monitor"]
+    assert all(s["state"] == "running" for s in panel)
+    assert "armed" in panel[3] and isinstance(panel[3]["armed"], int)
+    assert verdict["count"] == len(verdict["anomalies"])
+
+
+def test_pages_and_their_json(system):
+    system.grant("pages", 1000)
+    order = system.settled(system.order("pages", 10)["id"])
+    for path in ("/", f"/sagas/{order['id']}/"):
+        page = system.http.get(path)
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"], path
+    assert system.http.get("/sagas/999999/").status_code == 404
+    board = system.get("/dashboard/board.json", holder="pages")
+    assert board["count"] == 1
+    row = board["orders"][0]
+    assert (row["id"], row["status"], row["step"], row["badges"], row["anomalies"]) == (order["id"], "APPROVED", "OrderPlaced", [], [])
+    assert system.get("/dashboard/board.json", status="APPROVED", order=str(order["id"]))["count"] == 1
+    assert system.get("/dashboard/board.json", status="REJECTED", holder="pages")["count"] == 0
+    detail = system.get(f"/dashboard/sagas/{order['id']}.json")
+    assert [e["eventType"] for e in detail["events"]] == ["OrderCreated", "ExchangeSucceeded", "PointUsed", "OrderPlaced"]
+    assert detail["deadline"]["status"] == "disarmed"
+    assert {o["outcome"] for o in detail["outcomes"]} == {"applied"}
+
+
+def test_events_page_for_browsers_and_the_api_for_everyone_else(system):
+    html = system.http.get("/events/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert html.status_code == 200 and "<table id=\"events\">" in html.text
+    for path in ("/events", "/events/"):
+        api = system.http.get(path, params={"limit": 5}, headers={"Accept": "application/json, */*"})
+        assert api.status_code == 200 and isinstance(api.json(), list), path
+    assert system.http.get("/events/", headers={"Accept": "*/*"}).headers["content-type"].startswith("application/json")
+
+
+def test_stopped_service_shows_lag_then_catches_up(system):
+    system.grant("lag", 1000)
+    system.stop_service("point")
+    try:
+        order = system.order("lag", 10)
+        system.wait_status(order["id"], "REJECTED DUE TO DEADLINE", timeout=15)
+
+        def panel(name):
+            return next(s for s in system.get("/dashboard/services.json")["services"] if s["name"] == name)
+
+        stopped = wait_until(lambda: (p := panel("point"))["state"] == "stopped" and p["lag"] > 0 and p, 15, 0.2, "lag of the stopped point service")
+        assert stopped["lagSource"] == "committed offsets"
+    finally:
+        system.start_service("point")
+    wait_until(lambda: panel("point")["lag"] == 0, 20, 0.2, "the point service to catch up")
+    system.settled(order["id"])
