@@ -207,6 +207,8 @@
     } else if (m.kind === "services") {
       renderServices(m.services);
     } else if (m.kind === "consistency") {
+      const table = document.getElementById("orders");
+      table.dataset.checks = Number(table.dataset.checks || 0) + 1;  // how many verdicts arrived
       state.anomalies = new Map();
       m.anomalies.filter((a) => a.orderId !== null).forEach((a) => {
         state.anomalies.set(a.orderId, [...(state.anomalies.get(a.orderId) || []), a]);
