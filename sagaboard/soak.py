@@ -45,6 +45,7 @@ from services.point.models import Account
 # exchange; 100 sleeps before the exchange's expiry check, 200 after it (the seed's faults).
 CURRENCIES = (("1", 80), ("2", 8), ("300", 6), ("100", 3), ("200", 3))
 STOPPED_STATES = {"STOPPED"}
+START_TIMEOUT_SECONDS = 300  # generous: a loaded 2-core machine starts a dozen Django processes slowly
 
 
 @dataclass
@@ -140,8 +141,8 @@ class Soak:
         self.proc = subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()
-        if not wait_for(self.ready, 120):
-            raise RuntimeError(f"the system did not come up within 120 s; see {self.log_path}")
+        if not wait_for(self.ready, START_TIMEOUT_SECONDS):
+            raise RuntimeError(f"the system did not come up within {START_TIMEOUT_SECONDS} s; see {self.log_path}")
 
     def ready(self) -> bool:
         if self.proc.poll() is not None:

@@ -1,0 +1,78 @@
+"""Recovery after a long outage: the point service, stopped for a real while (DOWN_SECONDS) as
+orders keep coming, catches up from its consumer group's committed offsets when it is started
+again, and every saga ends consistent. (The deadline service restarted fires overdue deadlines at
+once: tests/test_deadlines.py. The web server restarted resumes its WebSocket feeds: the
+dashboard's tests.)"""
+import asyncio
+import time
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from tests.test_poison import produce
+
+pytestmark = pytest.mark.system
+DOWN_SECONDS = 60  # the point service stays down this long while orders are placed
+ORDERS_WHILE_DOWN = 12
+SYSTEM_ENV = {"SAGA_DEADLINE_SECONDS": "240", "SAGA_TOPIC_PARTITIONS": "3"}
+TOPIC = "choreography.deadline"
+
+
+async def offsets(address: str, group: str, partitions: int) -> tuple[dict, dict]:
+    """The group's committed offsets and the topic's end offsets, per partition (without joining the group)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=address, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(TOPIC, p) for p in range(partitions)]
+        committed = {tp.partition: await consumer.committed(tp) for tp in tps}
+        ends = {tp.partition: offset for tp, offset in (await consumer.end_offsets(tps)).items()}
+        return committed, ends
+    finally:
+        await consumer.stop()
+
+
+def point_dead_letters(system):
+    return [letter for letter in system.get("/dead-letters") if letter["service"] == "point"]
+
+
+def test_service_down_for_a_minute_catches_up_from_committed_offsets(system):
+    address = f"127.0.0.1:{system.broker_port}"
+    system.grant("patient", 10_000)
+    warm = [system.order("patient", 100)["id"] for _ in range(3)]
+    assert all(system.settled(oid)["status"] == "APPROVED" for oid in warm)
+    # a marker the point service dead-letters once; reading the topic again from the start would
+    # dead-letter it a second time (dead letters have no inbox to dedupe them)
+    asyncio.run(produce(address, TOPIC, [b"recovery marker, not an event"]))
+    system.settled(system.order("patient", 100)["id"])
+    assert len(point_dead_letters(system)) == 1
+
+    system.stop_service("point")
+    committed, ends = asyncio.run(offsets(address, "sagaboard.point", 3))
+    assert committed == ends, "a stopped service has committed everything it handled"
+
+    down_since = time.monotonic()
+    ids = []
+    for i in range(ORDERS_WHILE_DOWN):
+        amount = 20_000 if i == 5 else 300  # one order the holder cannot pay for
+        ids.append(system.order("patient", amount)["id"])
+        time.sleep(DOWN_SECONDS / ORDERS_WHILE_DOWN)
+    assert time.monotonic() - down_since >= DOWN_SECONDS
+    exchanged = {e["orderId"] for e in system.get("/exchanges")}
+    assert set(ids) <= exchanged, "the other services went on while point was down"
+    assert {system.get(f"/orders/{oid}")["status"] for oid in ids} == {"PENDING"}
+    assert system.balance("patient") == 10_000 - 4 * 100
+    _, ends_while_down = asyncio.run(offsets(address, "sagaboard.point", 3))
+    assert sum(ends_while_down.values()) > sum(ends.values()), "events piled up for the stopped service"
+
+    system.start_service("point")
+    orders = [system.settled(oid, timeout=60) for oid in ids]
+    statuses = [o["status"] for o in orders]
+    assert statuses == ["APPROVED"] * 5 + ["REJECTED DUE TO POINT LIMIT"] + ["APPROVED"] * 6, statuses
+    assert system.balance("patient") == 10_000 - 4 * 100 - 11 * 300
+    for oid in ids:  # each event applied once by point, from the records that waited for it
+        handled = [o for o in system.get("/outcomes", orderId=oid) if o["service"] == "point"]
+        assert len(handled) == len({o["eventId"] for o in handled}) >= 1
+    assert len(point_dead_letters(system)) == 1, "point resumed at its committed offsets, not from the start"
+    committed_after, ends_after = asyncio.run(offsets(address, "sagaboard.point", 3))
+    assert all(committed_after[p] >= ends_while_down[p] for p in ends_while_down), (committed_after, ends_while_down)
+    assert system.wait_consistent(timeout=20)
