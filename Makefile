@@ -17,7 +17,7 @@ SOAK_TIME_LIMIT ?= 1200
 SOAK_SETTLE_LIMIT ?= 300
 SOAK_ARGS ?=
 
-.PHONY: setup run test test-sqlite test-postgres soak bench-deadlines clean
+.PHONY: setup run test test-sqlite test-postgres soak bench-deadlines bench-ws clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The browser tests drive Debian's Chromium (never a browser download of Playwright's own).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
+setup: $(STAMP) $(CHROMIUM)
 
 run: setup
 	$(PY) manage.py run
@@ -48,6 +55,9 @@ soak: setup
 
 bench-deadlines: setup
 	$(PY) bench/deadline_lateness.py
+
+bench-ws: setup
+	$(PY) bench/ws_latency.py
 
 clean:
 	rm -rf var .pytest_cache
