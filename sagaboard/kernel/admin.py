@@ -85,7 +85,7 @@ def correction_action(modeladmin, request, queryset, *, title: str, form_class, 
             try:
                 message = apply(obj, form.cleaned_data, operator)
             except corrections.CorrectionRefused as exc:
-                modeladmin.message_user(request, f"{obj}: {exc}", messages.ERROR)
+                modeladmin.message_user(request, str(exc), messages.ERROR)
                 continue
             modeladmin.log_change(request, obj, message)
             modeladmin.message_user(request, message, messages.SUCCESS)
