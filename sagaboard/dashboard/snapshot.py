@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.db.models import Max
 from django.utils import timezone
 
 from sagaboard import consistency as checker
@@ -154,5 +153,4 @@ def event_filters() -> dict:
     return {
         "types": sorted(EventLog.objects.values_list("event_type", flat=True).distinct()),
         "sources": sorted(EventLog.objects.values_list("source", flat=True).distinct()),
-        "latest": EventLog.objects.aggregate(latest=Max("id"))["latest"],
     }

@@ -54,10 +54,14 @@ def board_page(request):
 @require_GET
 @readable
 def saga_page(request, order_id):
+    return render(request, "dashboard/saga.html", {"order_id": order_id, "detail": _saga(order_id)})
+
+
+def _saga(order_id):
     detail = snapshot.saga(order_id)
     if detail is None:
         raise Http404(f"no order {order_id}")
-    return render(request, "dashboard/saga.html", {"order_id": order_id, "detail": detail})
+    return detail
 
 
 _events_api = EventsView.as_view()
@@ -91,10 +95,7 @@ def board_json(request):
 @require_GET
 @readable
 def saga_json(request, order_id):
-    detail = snapshot.saga(order_id)
-    if detail is None:
-        raise Http404(f"no order {order_id}")
-    return JsonResponse(detail)
+    return JsonResponse(_saga(order_id))
 
 
 async def services_json(request):
