@@ -95,7 +95,7 @@ class SupervisedProcessSerializer(serializers.Serializer):
 class HeartbeatSerializer(serializers.Serializer):
     process = serializers.CharField()
     pid = serializers.IntegerField()
-    seen_at = serializers.DateTimeField()
+    seenAt = serializers.DateTimeField(source="seen_at")
     assignment = serializers.ListField(child=serializers.IntegerField(), help_text="partitions it consumes")
     lag = serializers.IntegerField()
     handled = serializers.IntegerField()
@@ -123,7 +123,7 @@ class ServicesView(APIView):
                 "name": service,
                 "state": _state(supervised),
                 "processes": [{"name": p["name"], "state": p["statename"], "pid": p["pid"]} for p in supervised],
-                "heartbeats": beats,
+                "heartbeats": HeartbeatSerializer(beats, many=True).data,
             })
         return Response(result)
 
