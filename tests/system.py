@@ -129,18 +129,27 @@ class System:
         if self.proc is None:
             return
         group = self.pids()
+        stuck = False
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                raise AssertionError("sagaboard did not stop within 60 s of SIGTERM")
+                # supervisord gives every program a process group of its own: killing supervisord's
+                # group would orphan them, so kill every process of the session, then clean up
+                stuck = True
+                for pid in {self.proc.pid, *group, *self.pids()}:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
         wait_until(lambda: not any(_alive(p) for p in group), 10, what="every process of the system to exit")
         self.http.close()
         self.log.close()
         if "DATABASE_URL" in self.env and self.env["DATABASE_URL"].startswith("postgres"):
             drop_postgres_databases(self.db_prefix, self.env["DATABASE_URL"])
+        if stuck:
+            raise AssertionError(f"sagaboard did not stop within 60 s of SIGTERM; log:\n{self.tail()}")
 
     def tail(self, lines: int = 80) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
