@@ -45,6 +45,7 @@ from services.point.models import Account
 # exchange; 100 sleeps before the exchange's expiry check, 200 after it (the seed's faults).
 CURRENCIES = (("1", 80), ("2", 8), ("300", 6), ("100", 3), ("200", 3))
 STOPPED_STATES = {"STOPPED"}
+POSTERS = 8  # concurrent POST /orders at most
 START_TIMEOUT_SECONDS = 300  # generous: a loaded 2-core machine starts a dozen Django processes slowly
 
 
@@ -184,27 +185,37 @@ class Soak:
         return f"naive-{i:03d}" if i < naive_holders else f"soak-{i:03d}"
 
     def place_orders(self) -> None:
+        """At the rate asked for, or as fast as the web answers when it cannot keep up (at most
+        POSTERS requests in flight), until every order is placed or the time limit is reached."""
         currencies, weights = zip(*CURRENCIES)
         start = time.monotonic()
-        with ThreadPoolExecutor(8) as pool:
+        in_flight = threading.BoundedSemaphore(POSTERS)
+        pool = ThreadPoolExecutor(POSTERS)
+        try:
             for i in range(self.o.orders):
-                due = start + i / self.o.rate
-                if due - start > self.o.time_limit:
+                time.sleep(max(0.0, start + i / self.o.rate - time.monotonic()))
+                while not in_flight.acquire(timeout=1):
+                    pass
+                if time.monotonic() - start > self.o.time_limit:
+                    in_flight.release()
                     break
-                time.sleep(max(0.0, due - time.monotonic()))
                 holder = self.holder(self.random.randrange(self.o.holders))
                 body = {"holderId": holder, "currencyId": self.random.choices(currencies, weights)[0],
                         "amount": self.random.randint(1, 1000),
                         "policy": "naive" if holder.startswith("naive-") else "safe"}
-                pool.submit(self.post_order, body)
-        self.placing.clear()
+                pool.submit(self.post_order, body, in_flight)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.placing.clear()
 
-    def post_order(self, body: dict) -> None:
+    def post_order(self, body: dict, in_flight: threading.BoundedSemaphore) -> None:
         try:
             response = self.http.post("/orders", json=body)
         except httpx.HTTPError as exc:
             self.post_errors.append(f"{body}: {exc!r}")
             return
+        finally:
+            in_flight.release()
         if response.status_code != 201:
             self.post_errors.append(f"{body}: {response.status_code} {response.text[:200]}")
             return
@@ -398,6 +409,7 @@ class Soak:
     # --- the whole run ---------------------------------------------------------------------------
     def run(self) -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the report
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the system like Ctrl-C
         began = time.monotonic()
         self.say(f"soak: {self.o.orders} orders at {self.o.rate:g}/s, {self.o.replicas} processes per service, "
                  f"{self.o.partitions} partitions, {self.o.duplicate_rate:.0%} duplicates, crashes {','.join(self.o.crashes) or 'none'}, "
