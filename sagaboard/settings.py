@@ -168,6 +168,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["sagaboard.access.SagaAccess"],
+    # the API speaks JSON only (the walkthrough's contract); Daphne itself answers a malformed
+    # multipart body with an empty 400 before Django sees it, so the schema must not offer one
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Sagaboard API",
