@@ -44,6 +44,9 @@ def page_of(chromium, base_url: str, path: str = "/"):
         page.goto(path)
         wait_live(page)
         yield page
+    except BaseException:
+        screenshot(page, "failure-" + "".join(c if c.isalnum() else "-" for c in path).strip("-"))
+        raise
     finally:
         context.close()
     assert not errors, f"the page raised: {errors}"

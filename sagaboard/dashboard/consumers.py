@@ -8,8 +8,12 @@ from sagaboard.access import may_read
 
 from .feed import ALL, feed, order_group
 
+READY_TIMEOUT_SECONDS = 10
+
 
 class SagaConsumer(AsyncJsonWebsocketConsumer):
+    watching = False  # counted among the watchers of /ws/sagas/ (the status pushes run for them)
+
     async def connect(self):
         if not may_read(self.scope.get("user")):
             await self.close(code=4403)
@@ -18,10 +22,13 @@ class SagaConsumer(AsyncJsonWebsocketConsumer):
         self.group = order_group(order_id) if order_id is not None else ALL
         feed.ensure_started()
         await self.channel_layer.group_add(self.group, self.channel_name)
+        # `hello` tells the page to read history: only once the feed cannot miss what follows
+        # (bounded: with the broker down the page still connects, and events come once it is up)
+        await feed.wait_ready(READY_TIMEOUT_SECONDS)
+        await self.accept()
         self.watching = self.group == ALL
         if self.watching:
             feed.watchers += 1
-        await self.accept()
         await self.send_json({"kind": "hello", "group": self.group})
 
     async def disconnect(self, code):
@@ -30,6 +37,7 @@ class SagaConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(self.group, self.channel_name)
         if self.watching:
             feed.watchers -= 1
+            self.watching = False
 
     async def saga_message(self, event):
         await self.send_json(event["message"])

@@ -70,6 +70,7 @@ class Feed:
         self.watchers = 0
         self.consumer = None
         self.admin: AIOKafkaAdminClient | None = None
+        self.ready = asyncio.Event()  # set while the consumer reads from known positions
         self.lag_lock = asyncio.Lock()  # the status task and the panel's JSON view share one admin client
         self.hooked = False
 
@@ -127,6 +128,8 @@ class Feed:
         self.consumer = consumer
         layer = get_channel_layer()
         try:
+            await self.position(consumer)
+            self.ready.set()
             log.info("dashboard feed reading %s from its end", settings.SAGA_TOPIC)
             while not self.stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
@@ -141,8 +144,29 @@ class Feed:
                         if isinstance(order_id, int):
                             await layer.group_send(order_group(order_id), payload)
         finally:
+            self.ready.clear()
             self.consumer = None
             await consumer.stop()
+
+    async def position(self, consumer) -> None:
+        """Wait until the consumer has every partition and knows where it reads from (the end):
+        from then on no event is missed, so a client that reads history after `hello` has all."""
+        for _ in range(100):  # bounded: 10 s for the topic to exist and be assigned
+            if consumer.assignment():
+                break
+            await self.sleep(0.1)
+        else:
+            raise RuntimeError(f"no partition of {settings.SAGA_TOPIC} assigned")
+        for tp in consumer.assignment():
+            await consumer.position(tp)
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """True once the feed reads from known positions; False after `timeout` (broker down)."""
+        try:
+            await asyncio.wait_for(self.ready.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
 
     # --- service panel and anomalies -------------------------------------------------------------
     async def push_status(self) -> None:
