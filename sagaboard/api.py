@@ -13,7 +13,7 @@ from rest_framework.views import APIView, exception_handler as drf_exception_han
 from sagaboard import consistency, corrections, supervision
 from sagaboard.access import OperatorAccess
 from sagaboard.kernel.models import DeadLetter, InboxRecord, ProcessHeartbeat
-from sagaboard.schema import errors
+from sagaboard.schema import MAX_ID, errors, order_id
 from services.monitor.api import EventLogSerializer
 from services.monitor.models import EventLog
 
@@ -51,10 +51,8 @@ class ConsistencyView(APIView):
         responses={200: ConsistencySerializer, **errors(400)},
     )
     def get(self, request):
-        order_id = request.query_params.get("orderId")
-        if order_id is not None and not order_id.isdigit():
-            raise exceptions.ValidationError({"orderId": ["must be a positive integer"]})
-        anomalies = consistency.check([int(order_id)] if order_id else None)
+        oid = order_id(request.query_params.get("orderId"))
+        anomalies = consistency.check([oid] if oid is not None else None)
         return Response({"count": len(anomalies), "anomalies": [a.as_dict() for a in anomalies]})
 
 
@@ -151,12 +149,10 @@ class OutcomesView(APIView):
         responses={200: OutcomeSerializer(many=True), **errors(400)},
     )
     def get(self, request):
-        order_id = request.query_params.get("orderId", "")
-        if not order_id.isdigit():
-            raise exceptions.ValidationError({"orderId": ["required, a positive integer"]})
+        oid = order_id(request.query_params.get("orderId"), required=True)
         records = []
         for service in settings.SERVICES:
-            for record in InboxRecord.objects.using(service).filter(order_id=int(order_id)):
+            for record in InboxRecord.objects.using(service).filter(order_id=oid):
                 record.service = service
                 records.append(record)
         records.sort(key=lambda r: r.handled_at)
@@ -165,7 +161,7 @@ class OutcomesView(APIView):
 
 # --- corrections (sagaboard/corrections.py): staff only in production -----------------------------
 class RejectOrderSerializer(serializers.Serializer):
-    orderId = serializers.IntegerField(min_value=1)
+    orderId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     reason = serializers.CharField(max_length=corrections.REASON_MAX)
 
 
@@ -174,13 +170,13 @@ class AdjustBalanceSerializer(serializers.Serializer):
     point = serializers.FloatField(min_value=-settings.SAGA_MAX_AMOUNT, max_value=settings.SAGA_MAX_AMOUNT,
                                    help_text="added to the balance; negative takes points away")
     reason = serializers.CharField(max_length=corrections.REASON_MAX)
-    orderId = serializers.IntegerField(min_value=1, required=False, allow_null=True,
+    orderId = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True,
                                        help_text="the order it corrects (it then shows on that order's timeline)")
 
 
 class ReplayDeadLetterSerializer(serializers.Serializer):
     service = serializers.ChoiceField(settings.SERVICES)
-    deadLetterId = serializers.IntegerField(min_value=1)
+    deadLetterId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     reason = serializers.CharField(max_length=corrections.REASON_MAX)
 
 

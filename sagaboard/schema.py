@@ -1,7 +1,22 @@
-"""OpenAPI pieces every API view shares: the error responses, so the schema says what a 4xx looks like."""
+"""Pieces every API view shares: the error responses (so the schema says what a 4xx looks like)
+and the checking of order ids, which every database must be able to hold."""
+import re
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
+
+MAX_ID = 2**63 - 1  # the largest id PostgreSQL and SQLite store (bigint)
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def order_id(value: str | None, *, name: str = "orderId", required: bool = False) -> int | None:
+    """A query parameter that must be an order id: None when absent and optional, else a 400."""
+    if value is None and not required:
+        return None
+    if value is None or not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_ID:
+        raise exceptions.ValidationError({name: [f"{'required, ' if required else ''}a positive integer up to {MAX_ID}"]})
+    return int(value)
 
 
 class DetailSerializer(serializers.Serializer):

@@ -21,9 +21,9 @@ urlpatterns = [
     # the dashboard first: its `/events/` page answers a browser and hands the JSON API any other client
     path("", include("sagaboard.dashboard.urls")),
     api("points", PointsView),
-    api(r"points/(?P<userId>[^/]+)", PointView),
+    api(r"points/(?P<userId>.+?)", PointView),  # any id (even with a slash) gets a JSON answer
     api("orders", OrdersView),
-    api(r"orders/(?P<orderId>[0-9]+)", OrderView),
+    api(r"orders/(?P<orderId>[^/]+)", OrderView),
     api("exchanges", ExchangesView),
     api("deadlines", DeadlinesView),
     api("transactions", TransactionsView),

@@ -1,11 +1,12 @@
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from sagaboard.schema import errors
+from sagaboard.schema import errors, order_id
 from sagaboard.kernel.events import POLICIES
 from services.point.api import HOLDER_ID
 from services.point.models import Account
@@ -67,6 +68,11 @@ class OrderDetailSerializer(OrderSerializer):
 
 
 class OrderView(APIView):
-    @extend_schema(summary="One order, with its status history", responses={200: OrderDetailSerializer, **errors(404)})
+    @extend_schema(summary="One order, with its status history", responses={200: OrderDetailSerializer, **errors(404)},
+                   parameters=[OpenApiParameter("orderId", int, OpenApiParameter.PATH)])
     def get(self, request, orderId):
-        return Response(OrderDetailSerializer(get_object_or_404(Order, pk=orderId)).data)
+        try:
+            pk = order_id(orderId)
+        except ValidationError:  # the route takes any segment, so a wrong one is a 404 in JSON too
+            raise NotFound(f"there is no order {orderId!r}") from None
+        return Response(OrderDetailSerializer(get_object_or_404(Order, pk=pk)).data)

@@ -1,7 +1,10 @@
+import re
+
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -50,6 +53,8 @@ class PointsView(APIView):
 class PointView(APIView):
     @extend_schema(summary="One holder's balance", responses={200: AccountSerializer, **errors(404)})
     def get(self, request, userId):
+        if not re.fullmatch(HOLDER_ID["regex"], userId) or len(userId) > HOLDER_ID["max_length"]:
+            raise NotFound(f"there is no holder {userId!r}")  # and such an id never reaches a database
         return Response(AccountSerializer(get_object_or_404(Account, holder_id=userId)).data)
 
 
