@@ -7,14 +7,15 @@ from tests.system import System
 def system(tmp_path_factory, request):
     """The whole system for one test module; a module may set SYSTEM_ENV / SYSTEM_REPLICAS, and
     SYSTEM_EXTERNAL_BROKER = True (the session `broker`, passed as an external Kafka) /
-    SYSTEM_DATABASE_URL (the PostgreSQL server to use whatever DATABASE_URL says)."""
+    SYSTEM_DATABASE_URL (the PostgreSQL server to use whatever DATABASE_URL says) /
+    SYSTEM_START_TIMEOUT (seconds to wait for every process to be ready, default 90)."""
     env = getattr(request.module, "SYSTEM_ENV", {})
     replicas = getattr(request.module, "SYSTEM_REPLICAS", 1)
     external = request.getfixturevalue("broker") if getattr(request.module, "SYSTEM_EXTERNAL_BROKER", False) else None
     sb = System(tmp_path_factory.mktemp("system"), replicas=replicas, broker=external,
                 database_url=getattr(request.module, "SYSTEM_DATABASE_URL", None), **env)
     try:
-        sb.start()
+        sb.start(getattr(request.module, "SYSTEM_START_TIMEOUT", 90))
     except BaseException:
         print(sb.tail())
         sb.stop()
