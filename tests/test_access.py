@@ -17,7 +17,7 @@ from django.test import override_settings
 from rest_framework.test import APIRequestFactory
 
 from sagaboard.access import OperatorAccess, SagaAccess, may_operate, may_read, may_write
-from tests.system import ROOT
+from tests.system import ROOT, wait_until
 
 SECRET = secrets.token_urlsafe(50)
 PRODUCTION = {"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": SECRET, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost"}
@@ -105,7 +105,8 @@ def test_every_write_needs_a_login_and_grants_need_staff(system, users):
         assert member.post("/corrections/adjust", json=correction).status_code == 403
         done = boss.post("/corrections/adjust", json=correction)
         assert done.status_code == 202 and done.json()["operator"] == "boss", done.text
-        assert [e["payload"]["operator"] for e in system.get("/events", type="PointsAdjusted")] == ["boss"]
+        recorded = wait_until(lambda: system.get("/events", type="PointsAdjusted"), 10, 0.1, "the monitor to record it")
+        assert [e["payload"]["operator"] for e in recorded] == ["boss"]
         system.wait_consistent()
     finally:
         for client in (anonymous, member, boss):
