@@ -45,6 +45,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     list_per_page = 50
 
+    @admin.display(description="order", ordering="order_id")
+    def saga(self, row):
+        """The row's order, linked to its dashboard page (list "saga" in list_display)."""
+        return saga_link(row.order_id)
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -57,6 +62,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_operate_permission(self, request):
         """Corrections: staff (admin already requires it) allowed by sagaboard.access."""
         return request.user.is_staff and may_operate(request.user)
+
+
+class TombstoneAdmin(ReadOnlyAdmin):
+    """Exchange's and point's memory of compensated orders (both services register it)."""
+
+    list_display = ("order_id", "saga", "created_at")
+    search_fields = ("=order_id",)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -154,10 +166,6 @@ class OutboxAdmin(PerServiceAdmin):
     exclude = ("body",)
     readonly_fields = ("text",)
 
-    @admin.display(description="order", ordering="order_id")
-    def saga(self, row):
-        return saga_link(row.order_id)
-
     @admin.display(description="event")
     def text(self, row):
         return bytes(row.body).decode("utf-8", "replace")
@@ -168,10 +176,6 @@ class InboxAdmin(PerServiceAdmin):
     list_display = ("id", "event_type", "saga", "outcome", "reason", "partition", "offset", "handled_at")
     list_filter = ("outcome", "event_type")
     search_fields = ("=order_id", "=event_id", "reason")
-
-    @admin.display(description="order", ordering="order_id")
-    def saga(self, row):
-        return saga_link(row.order_id)
 
 
 @admin.register(DeadLetter)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from sagaboard.kernel.admin import ReadOnlyAdmin, ms_time, saga_link
+from sagaboard.kernel.admin import ReadOnlyAdmin, ms_time
 
 from .models import Deadline
 
@@ -10,10 +10,6 @@ class DeadlineAdmin(ReadOnlyAdmin):
     list_display = ("id", "saga", "status", "policy", "due", "fired", "lateness_ms", "created_at")
     list_filter = ("status", "policy")
     search_fields = ("=order_id",)
-
-    @admin.display(description="order", ordering="order_id")
-    def saga(self, deadline):
-        return saga_link(deadline.order_id)
 
     @admin.display(description="due (UTC)", ordering="due_at")
     def due(self, deadline):

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from sagaboard.kernel.admin import ReadOnlyAdmin, ms_time, saga_link
+from sagaboard.kernel.admin import ReadOnlyAdmin, ms_time
 
 from .models import EventLog
 
@@ -10,10 +10,6 @@ class EventLogAdmin(ReadOnlyAdmin):
     list_display = ("id", "event_type", "saga", "source", "policy", "at", "partition", "offset", "short_payload")
     list_filter = ("event_type", "source", "policy")
     search_fields = ("=order_id", "=event_id", "=causation_id")
-
-    @admin.display(description="order", ordering="order_id")
-    def saga(self, event):
-        return saga_link(event.order_id)
 
     @admin.display(description="timestamp (UTC)", ordering="timestamp")
     def at(self, event):

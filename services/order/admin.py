@@ -42,7 +42,3 @@ class StatusChangeAdmin(ReadOnlyAdmin):
     list_display = ("id", "saga", "from_status", "to_status", "event_id", "at")
     list_filter = ("to_status",)
     search_fields = ("=order__id", "=event_id")
-
-    @admin.display(description="order", ordering="order_id")
-    def saga(self, change):
-        return saga_link(change.order_id)

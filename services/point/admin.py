@@ -3,7 +3,7 @@ from django.conf import settings
 from django.contrib import admin
 
 from sagaboard import corrections
-from sagaboard.kernel.admin import ReadOnlyAdmin, ReasonForm, correction_action, saga_link
+from sagaboard.kernel.admin import ReadOnlyAdmin, TombstoneAdmin, ReasonForm, correction_action
 
 from .models import Account, Adjustment, Grant, Spend, Tombstone
 
@@ -44,10 +44,6 @@ class AdjustmentAdmin(ReadOnlyAdmin):
     list_filter = ("operator",)
     search_fields = ("holder_id", "=order_id", "operator", "reason")
 
-    @admin.display(description="order", ordering="order_id")
-    def saga(self, adjustment):
-        return saga_link(adjustment.order_id)
-
 
 @admin.register(Spend)
 class SpendAdmin(ReadOnlyAdmin):
@@ -55,16 +51,5 @@ class SpendAdmin(ReadOnlyAdmin):
     list_filter = (("refunded_at", admin.EmptyFieldListFilter),)
     search_fields = ("=order_id", "holder_id")
 
-    @admin.display(description="order", ordering="order_id")
-    def saga(self, spend):
-        return saga_link(spend.order_id)
 
-
-@admin.register(Tombstone)
-class TombstoneAdmin(ReadOnlyAdmin):
-    list_display = ("order_id", "saga", "created_at")
-    search_fields = ("=order_id",)
-
-    @admin.display(description="saga")
-    def saga(self, tombstone):
-        return saga_link(tombstone.order_id)
+admin.site.register(Tombstone, TombstoneAdmin)
