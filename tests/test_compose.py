@@ -164,6 +164,18 @@ def test_every_variable_set_is_one_sagaboard_reads():
     assert ours and ours <= known, sorted(ours - known)
 
 
+def in_container_environment(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run Python here with only the environment a container of the compose file gets."""
+    clean = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "sagaboard.settings", **env}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+
+
+def test_django_deployment_checks_pass_for_the_web_server():
+    out = in_container_environment(["manage.py", "check", "--deploy", "--tag", "security", "--fail-level", "WARNING"],
+                                   environment("web"))
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def settings_made_by(env: dict[str, str]) -> dict:
     """The settings a container with this environment gets (a fresh interpreter, nothing inherited)."""
     script = (
@@ -173,8 +185,7 @@ def settings_made_by(env: dict[str, str]) -> dict:
         "'DATABASES': {a: [d['ENGINE'], d.get('HOST'), d.get('PORT'), d['NAME'], d.get('USER'), d.get('PASSWORD')]"
         " for a, d in s.DATABASES.items()}}))"
     )
-    clean = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "sagaboard.settings", **env}
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+    out = in_container_environment(["-c", script], env)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 

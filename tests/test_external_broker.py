@@ -21,12 +21,17 @@ from tests.system import SERVICES, wait_until
 pytestmark = [pytest.mark.system, pytest.mark.postgres]
 SYSTEM_REPLICAS = 2
 SYSTEM_EXTERNAL_BROKER = True
+# Eleven Django processes starting at once on a 2-core machine that other test runs share took up
+# to 80 s here; readiness is still checked in full (every process up, every partition owned).
+SYSTEM_START_TIMEOUT = 240
 SYSTEM_DATABASE_URL = os.environ.get("DATABASE_URL") or os.environ.get(
     "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sagaboard_test")
 PARTITIONS = 6
 # A deadline far away: this test is about where the work runs, not about deadlines (a loaded
-# machine must not turn an expected approval into a rejection by deadline).
-SYSTEM_ENV = {"SAGA_TOPIC_PARTITIONS": str(PARTITIONS), "SAGA_DEADLINE_SECONDS": "120"}
+# machine must not turn an expected approval into a rejection by deadline). Two database threads
+# per process instead of four: eleven processes then hold about 40 connections, which leaves room
+# on a PostgreSQL server (100 by default) that other test runs share.
+SYSTEM_ENV = {"SAGA_TOPIC_PARTITIONS": str(PARTITIONS), "SAGA_DEADLINE_SECONDS": "120", "SAGA_HANDLER_THREADS": "2"}
 
 HOLDERS = [f"ext{h}" for h in range(6)]
 ORDERS_PER_HOLDER = 50
@@ -68,13 +73,23 @@ def test_nothing_is_embedded_the_external_broker_carries_the_saga(system, broker
         assert re.search(rf"^  {name} .* database postgresql \S+/{system.db_prefix}_{name}$", system.tail(200), re.M), name
 
 
+def heartbeats(system) -> dict[str, list[dict]]:
+    """Each service's live processes as they report themselves (every second; on a loaded machine
+    one may be late, so the checks below wait a little for them)."""
+    return {service["name"]: service["heartbeats"] for service in system.get("/services")}
+
+
 def test_two_processes_of_every_service_share_the_partitions(system):
-    for service in system.get("/services"):
-        beats = service["heartbeats"]
-        assert len(beats) == 2, service
-        owned = [p for beat in beats for p in beat["assignment"]]
-        assert sorted(owned) == list(range(PARTITIONS)), f"{service['name']}: each partition owned once: {beats}"
-        assert all(beat["assignment"] for beat in beats), f"{service['name']}: both processes own partitions"
+    def shared():
+        beats = heartbeats(system)
+        return all(
+            len(mine) == 2 and all(b["assignment"] for b in mine)
+            and sorted(p for b in mine for p in b["assignment"]) == list(range(PARTITIONS))
+            for mine in beats.values()
+        ) and beats
+
+    beats = wait_until(shared, 30, 0.5, "two processes of every service to share the partitions, each owned once")
+    assert set(beats) == set(SERVICES)
 
 
 def test_a_few_hundred_orders_end_as_they_must(system):
@@ -119,9 +134,12 @@ def test_a_few_hundred_orders_end_as_they_must(system):
 
     partitions = {e["partition"] for e in system.get("/events", type="OrderCreated", limit=10_000)}
     assert partitions == set(range(PARTITIONS)), "the orders were spread over every partition"
-    for service in system.get("/services"):
-        beats = service["heartbeats"]
-        assert len(beats) == 2, service
-        if service["name"] == "monitor":
-            continue  # it records each delivery in accept() and counts none as handled; its event log is complete (above)
-        assert all(beat["handled"] > 0 for beat in beats), f"{service['name']}: both processes did part of the work: {beats}"
+
+    def every_process_worked():
+        # the monitor records each delivery in accept() and counts none as handled; its event log
+        # is complete (above)
+        beats = heartbeats(system)
+        return all(len(mine) == 2 and (name == "monitor" or all(b["handled"] > 0 for b in mine))
+                   for name, mine in beats.items()) and beats
+
+    wait_until(every_process_worked, 30, 0.5, "both processes of every service to have done part of the work")
