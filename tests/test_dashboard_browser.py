@@ -121,8 +121,9 @@ def test_stop_and_start_a_service_from_the_page_and_it_catches_up(board, system)
 
 
 def test_live_updates_continue_after_the_web_server_restarts(board, system):
+    connections = int(board.get_attribute("#live-state", "data-connections"))
     assert "web" in system.supervisorctl("restart", "web")
-    board.wait_for_selector("#live-state[data-state=reconnecting]")
+    board.wait_for_function(f"() => Number(document.getElementById('live-state').dataset.connections) > {connections}", timeout=60_000)
     wait_live(board, 60_000)
     system.grant("erin", 1000)
     order_id = system.order("erin", 100)["id"]

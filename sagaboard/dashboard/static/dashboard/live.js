@@ -16,7 +16,12 @@ const Saga = (() => {
     function connect() {
       const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
       const socket = new WebSocket(url);
-      socket.onopen = () => { delay = 250; setState("live"); };
+      socket.onopen = () => {
+        delay = 250;
+        setState("live");
+        const el = stateEl();
+        if (el) el.dataset.connections = Number(el.dataset.connections || 0) + 1;  // how many (re)connections
+      };
       socket.onmessage = (m) => onMessage(JSON.parse(m.data));
       socket.onclose = () => {
         setState("reconnecting");
