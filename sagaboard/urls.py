@@ -21,7 +21,7 @@ urlpatterns = [
     # the dashboard first: its `/events/` page answers a browser and hands the JSON API any other client
     path("", include("sagaboard.dashboard.urls")),
     api("points", PointsView),
-    api(r"points/(?P<userId>.+?)", PointView),  # any id (even with a slash) gets a JSON answer
+    api(r"points/(?P<userId>[\s\S]+?)", PointView),  # any id (even with a slash or a newline) gets a JSON answer
     api("orders", OrdersView),
     api(r"orders/(?P<orderId>[^/]+)", OrderView),
     api("exchanges", ExchangesView),
