@@ -114,3 +114,18 @@ def test_stopped_service_shows_lag_then_catches_up(system):
         system.start_service("point")
     wait_until(lambda: panel("point")["lag"] == 0, 20, 0.2, "the point service to catch up")
     system.settled(order["id"])
+
+
+def test_feed_goes_on_after_a_broker_restart(system):
+    """The embedded broker loses the topic when it restarts; the feed starts over (bounded
+    backoff) and an open socket gets the events of the orders placed afterwards."""
+    system.grant("feed", 1000)
+    with socket(system, "/ws/sagas/") as ws:
+        assert json.loads(ws.recv(timeout=15))["kind"] == "hello"
+        assert "broker" in system.supervisorctl("restart", "broker")
+        wait_until(system.ready, 60, 0.25, "every service to own its partitions again")
+        order_id = system.order("feed", 100)["id"]
+        received = receive_until(ws, lambda m: m["kind"] == "event" and m["event"]["orderId"] == order_id
+                                 and m["event"]["eventType"] in ("OrderPlaced", "OrderRejected"), timeout=60)
+    assert any(m["kind"] == "event" and m["event"]["eventType"] == "OrderCreated" and m["event"]["orderId"] == order_id
+               for m in received)

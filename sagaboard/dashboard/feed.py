@@ -22,6 +22,7 @@ import sys
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 ALL = "sagas"
 MAX_BACKOFF_SECONDS = 5.0
 LAG_TIMEOUT_SECONDS = 2.0
+REWIND_CHECK_SECONDS = 0.5
 
 
 def order_group(order_id) -> str:
@@ -122,7 +124,7 @@ class Feed:
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def forward(self) -> None:
-        consumer = broker.consumer(None, auto_offset_reset="latest")
+        consumer = broker.consumer(None, auto_offset_reset="earliest")
         if not await broker.start_with_retry(consumer, "dashboard feed", self.stopping):
             return
         self.consumer = consumer
@@ -131,7 +133,12 @@ class Feed:
             await self.position(consumer)
             self.ready.set()
             log.info("dashboard feed reading %s from its end", settings.SAGA_TOPIC)
+            checked = 0.0
             while not self.stopping.is_set():
+                now = asyncio.get_running_loop().time()
+                if now - checked >= REWIND_CHECK_SECONDS:
+                    checked = now
+                    await self.follow_a_new_log(consumer)
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 for records in batches.values():
                     for record in records:
@@ -157,8 +164,25 @@ class Feed:
             await self.sleep(0.1)
         else:
             raise RuntimeError(f"no partition of {settings.SAGA_TOPIC} assigned")
+        await consumer.seek_to_end(*consumer.assignment())
         for tp in consumer.assignment():
             await consumer.position(tp)
+
+    async def follow_a_new_log(self, consumer) -> None:
+        """The embedded broker keeps nothing across a restart: the topic comes back empty and its
+        offsets start again from 0, below where the feed reads. Read such a partition from its
+        new beginning, so nothing published since the restart is missed."""
+        assignment = consumer.assignment()
+        if not assignment:
+            return
+        try:
+            ends = await asyncio.wait_for(consumer.end_offsets(list(assignment)), LAG_TIMEOUT_SECONDS)
+        except (TimeoutError, KafkaError):
+            return  # the broker is away: aiokafka reconnects by itself, look again later
+        for tp in assignment:
+            if await consumer.position(tp) > ends[tp]:
+                log.warning("dashboard feed: %s went back to offset %s (broker restarted); reading it from the start", tp, ends[tp])
+                await consumer.seek_to_beginning(tp)
 
     async def wait_ready(self, timeout: float) -> bool:
         """True once the feed reads from known positions; False after `timeout` (broker down)."""
