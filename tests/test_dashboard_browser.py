@@ -105,6 +105,24 @@ def test_order_page_draws_the_deadline_line_compensations_and_the_dropped_late_e
         screenshot(page, "saga")
 
 
+def test_events_explorer_filters_and_links_to_the_order_page(chromium, system):
+    system.grant("frank", 1000)
+    order_id = system.settled(system.order("frank", 100)["id"])["id"]
+    with page_of(chromium, f"http://127.0.0.1:{system.port}", f"/events/?orderId={order_id}") as page:
+        page.locator("#events tbody tr[data-event-id]").nth(3).wait_for()
+        rows = page.locator("#events tbody tr[data-event-id]")
+        assert rows.count() == 4
+        assert [rows.nth(i).locator("td").nth(2).inner_text() for i in range(4)] == ["OrderPlaced", "PointUsed", "ExchangeSucceeded", "OrderCreated"]
+        page.select_option("#event-filters [name=type]", "OrderCreated")
+        page.fill("#event-filters [name=orderId]", "")
+        page.click("#event-filters button")
+        page.wait_for_function("() => [...document.querySelectorAll('#events tbody tr[data-event-id] td:nth-child(3)')].every(td => td.textContent === 'OrderCreated')")
+        assert page.locator("#events tbody tr[data-event-id]").count() >= 3  # every order so far
+        page.click(f"#events a[href='/sagas/{order_id}/']")
+        page.wait_for_url(f"**/sagas/{order_id}/")
+        page.locator(".mark[data-event-type=OrderPlaced]").wait_for()
+
+
 def test_stop_and_start_a_service_from_the_page_and_it_catches_up(board, system):
     exchange = board.locator("#services tr[data-service=exchange]")
     exchange.locator("button[data-action=stop]").click()
