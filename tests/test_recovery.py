@@ -9,12 +9,13 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from tests.system import wait_until
 from tests.test_poison import produce
 
 pytestmark = pytest.mark.system
 DOWN_SECONDS = 60  # the point service stays down this long while orders are placed
 ORDERS_WHILE_DOWN = 12
-SYSTEM_ENV = {"SAGA_DEADLINE_SECONDS": "240", "SAGA_TOPIC_PARTITIONS": "3"}
+SYSTEM_ENV = {"SAGA_DEADLINE_SECONDS": "300", "SAGA_TOPIC_PARTITIONS": "3"}
 TOPIC = "choreography.deadline"
 
 
@@ -75,4 +76,43 @@ def test_service_down_for_a_minute_catches_up_from_committed_offsets(system):
     assert len(point_dead_letters(system)) == 1, "point resumed at its committed offsets, not from the start"
     committed_after, ends_after = asyncio.run(offsets(address, "sagaboard.point", 3))
     assert all(committed_after[p] >= ends_while_down[p] for p in ends_while_down), (committed_after, ends_while_down)
+    assert system.wait_consistent(timeout=20)
+
+
+BACKLOG = 1000
+
+
+def stop_took(log: str, service: str) -> float:
+    """Seconds between the service's last 'stopping' and 'stopped' log lines."""
+    from datetime import datetime
+
+    def last(word):
+        lines = [line for line in log.splitlines() if f" {service} INFO sagaboard.kernel.consumer: {service} {word}" in line]
+        return datetime.strptime(lines[-1][:23], "%Y-%m-%d %H:%M:%S,%f")
+
+    return (last("stopped") - last("stopping")).total_seconds()
+
+
+def test_service_stopped_amid_a_backlog_exits_on_sigterm_and_catches_up(system):
+    """Stopped while it works through a backlog, a service stops at once on SIGTERM (the soak
+    found processes that finished every queued record first, outlasted supervisord's stop timeout
+    and were SIGKILLed), leaving what it had not started unacknowledged, and finishes it when
+    started again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    system.grant("backlog", 10 * BACKLOG)
+    system.stop_service("point")
+    with ThreadPoolExecutor(8) as pool:
+        ids = [o["id"] for o in pool.map(lambda _: system.order("backlog", 10), range(BACKLOG))]
+    system.supervisorctl("start", "point")
+    wait_until(lambda: system.balance("backlog") < 10 * BACKLOG, 60, 0.05, "point to work on the backlog")
+    system.stop_service("point")  # amid the backlog
+    log = system.log_path.read_text(errors="replace")
+    assert "killing 'point'" not in log, "point had to be SIGKILLed"
+    assert stop_took(log, "point") < 3, f"point took {stop_took(log, 'point'):.1f} s to stop"
+    pending = [o for o in system.get("/orders") if o["id"] in set(ids) and o["status"] == "PENDING"]
+    assert len(pending) >= BACKLOG // 4, "it stopped amid the backlog, leaving the rest for later"
+    system.start_service("point")
+    assert {system.settled(oid, timeout=120)["status"] for oid in ids} == {"APPROVED"}
+    assert system.balance("backlog") == 0
     assert system.wait_consistent(timeout=20)

@@ -245,6 +245,10 @@ class Runtime:
                 await self.consume()
             finally:
                 self.stopping.set()
+                # Records queued for a database thread but not started stay unacknowledged (they
+                # are redelivered): with a backlog, finishing them all outlasted supervisord's
+                # stop timeout and the process was SIGKILLed (found by the soak).
+                self.db_threads.shutdown(wait=False, cancel_futures=True)
                 if self.lane_tasks:
                     await asyncio.wait(self.lane_tasks, timeout=10)
                 await self.commit_progress()
@@ -364,6 +368,8 @@ class Runtime:
                 log.warning("%s database error, retrying: %s", self.service.name, exc)
                 await faults.sleep(min(0.1 * attempt, 2.0))
             except Exception:
+                if self.stopping.is_set():
+                    raise faults.ShuttingDown()  # its database thread was shut down: redelivered later
                 if attempt < self.HANDLER_ATTEMPTS:
                     log.exception("%s handler failed (attempt %s)", self.service.name, attempt)
                     await faults.sleep(0.05 * attempt)

@@ -1,5 +1,8 @@
 import asyncio
 import importlib
+import logging
+import os
+import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -19,3 +22,10 @@ class Command(BaseCommand):
         except ImportError as exc:
             raise CommandError(f"no saga module for {name}: {exc}") from exc
         asyncio.run(Runtime(service).run())
+        # Everything that matters is done: offsets committed, relay stopped. A database thread may
+        # still wait on a lock for a record the runtime let go of (unacknowledged, so redelivered);
+        # the interpreter would join it and outlast supervisord's stop timeout (the soak saw
+        # SIGKILLs after "stopped"), so leave now.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
