@@ -150,13 +150,18 @@ class OutcomesView(APIView):
     )
     def get(self, request):
         oid = order_id(request.query_params.get("orderId"), required=True)
-        records = []
-        for service in settings.SERVICES:
-            for record in InboxRecord.objects.using(service).filter(order_id=oid):
-                record.service = service
-                records.append(record)
-        records.sort(key=lambda r: r.handled_at)
-        return Response(OutcomeSerializer(records, many=True).data)
+        return Response(OutcomeSerializer(inbox_records(oid), many=True).data)
+
+
+def inbox_records(oid: int) -> list[InboxRecord]:
+    """Every service's inbox records of one order (each with its `.service`), oldest first."""
+    records = []
+    for service in settings.SERVICES:
+        for record in InboxRecord.objects.using(service).filter(order_id=oid):
+            record.service = service
+            records.append(record)
+    records.sort(key=lambda r: r.handled_at)
+    return records
 
 
 # --- corrections (sagaboard/corrections.py): staff only in production -----------------------------

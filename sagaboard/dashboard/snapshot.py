@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from sagaboard import consistency as checker
 from sagaboard import supervision
-from sagaboard.api import HEARTBEAT_FRESH_SECONDS, OutcomeSerializer, _state
+from sagaboard.api import HEARTBEAT_FRESH_SECONDS, OutcomeSerializer, _state, inbox_records
 from sagaboard.kernel.models import InboxRecord, ProcessHeartbeat
 from services.deadline.api import DeadlineSerializer
 from services.deadline.models import Deadline
@@ -131,12 +131,7 @@ def saga(order_id: int) -> dict | None:
     if order is None:
         return None
     events = EventLog.objects.filter(order_id=order_id).order_by("id")
-    outcomes = []
-    for service in settings.SERVICES:
-        for record in InboxRecord.objects.using(service).filter(order_id=order_id):
-            record.service = service
-            outcomes.append(record)
-    outcomes.sort(key=lambda r: r.handled_at)
+    outcomes = inbox_records(order_id)
     deadline = Deadline.objects.filter(order_id=order_id).first()
     anomalies = [a.as_dict() for a in checker.check([order_id])]
     return {
