@@ -205,8 +205,11 @@ class Soak:
                         "amount": self.random.randint(1, 1000),
                         "policy": "naive" if holder.startswith("naive-") else "safe"}
                 pool.submit(self.post_order, body, in_flight)
-        finally:
+        except BaseException:  # Ctrl-C / SIGTERM: drop what is queued, stop the system
             pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)  # every order submitted is posted
             self.placing.clear()
 
     def post_order(self, body: dict, in_flight: threading.BoundedSemaphore) -> None:
