@@ -45,25 +45,49 @@ def consumer(group_id: str, **overrides) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(settings.SAGA_TOPIC, **options)
 
 
-async def start_with_retry(client, what: str, stopping: asyncio.Event) -> bool:
-    """Start a Kafka client, waiting for the broker as long as needed; False if told to stop."""
+class JoinTimeout(Exception):
+    """A consumer's start (joining its group) took longer than SAGA_KAFKA_JOIN_TIMEOUT_SECONDS."""
+
+
+async def start_with_retry(client, what: str, stopping: asyncio.Event, limit: float | None = None) -> bool:
+    """Start a Kafka client, waiting for the broker as long as needed; False if told to stop.
+
+    A stop request interrupts a start in progress (a consumer's start waits for its group's
+    assignment, which a stuck group coordinator can withhold for minutes). One start attempt
+    that takes longer than `limit` seconds raises JoinTimeout.
+    """
     delay = 0.2
     while not stopping.is_set():
+        attempt = asyncio.ensure_future(client.start())
+        stop = asyncio.ensure_future(stopping.wait())
+        done, _ = await asyncio.wait({attempt, stop}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if attempt not in done:
+            attempt.cancel()
+            await asyncio.gather(attempt, return_exceptions=True)
+            await _stop_quietly(client)
+            if stopping.is_set():
+                return False
+            raise JoinTimeout(f"{what} did not start within {limit:.0f} s")
         try:
-            await client.start()
+            attempt.result()
             return True
         except (KafkaConnectionError, KafkaError, OSError) as exc:
             log.info("waiting for Kafka at %s (%s: %s)", settings.KAFKA_BOOTSTRAP_SERVERS, what, exc)
-            try:
-                await client.stop()
-            except Exception:
-                pass
+            await _stop_quietly(client)
             try:
                 await asyncio.wait_for(stopping.wait(), delay)
             except TimeoutError:
                 pass
             delay = min(delay * 2, 2.0)
     return False
+
+
+async def _stop_quietly(client) -> None:
+    try:
+        await client.stop()
+    except Exception:
+        pass
 
 
 async def ensure_topic(stopping: asyncio.Event) -> None:

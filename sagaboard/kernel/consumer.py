@@ -210,6 +210,7 @@ class Runtime:
         self.in_flight = 0
         self.room = asyncio.Event()
         self.topic_checked_at = 0.0
+        self.exit_code = 0
 
     async def in_io_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.io_thread, fn, *args)
@@ -233,15 +234,25 @@ class Runtime:
             self.relay = outbox.Relay(self.service.name, producer, settings.SAGA_TOPIC, settings.SAGA_OUTBOX_POLL_MS / 1000,
                                       self.io_thread, on_failure=self.recover_topic)
             self.consumer = broker.consumer(f"sagaboard.{self.service.name}")
-            if not await broker.start_with_retry(self.consumer, "consumer", self.stopping):
-                return
-            log.info("%s started: topic %s, group sagaboard.%s", self.service.name, settings.SAGA_TOPIC, self.service.name)
+            # The outbox is published whether or not this process has joined its group yet: a
+            # slow or stuck join must not hold back events already committed (found by the soak).
             tasks = [
                 asyncio.create_task(self.relay.run(self.stopping), name="relay"),
                 asyncio.create_task(self.heartbeat(), name="heartbeat"),
-                *(asyncio.create_task(fn(self), name=fn.__name__) for fn in self.service.background),
             ]
             try:
+                try:
+                    joined = await broker.start_with_retry(
+                        self.consumer, "consumer", self.stopping, limit=settings.SAGA_KAFKA_JOIN_TIMEOUT_SECONDS)
+                except broker.JoinTimeout as exc:
+                    # Exit non-zero: the supervisor starts a new process, which joins as a new member.
+                    log.error("%s: %s; exiting to be restarted", self.service.name, exc)
+                    self.exit_code = 1
+                    return
+                if not joined:
+                    return
+                log.info("%s started: topic %s, group sagaboard.%s", self.service.name, settings.SAGA_TOPIC, self.service.name)
+                tasks += [asyncio.create_task(fn(self), name=fn.__name__) for fn in self.service.background]
                 await self.consume()
             finally:
                 self.stopping.set()

@@ -21,11 +21,12 @@ class Command(BaseCommand):
             service = importlib.import_module(f"services.{name}.saga").service
         except ImportError as exc:
             raise CommandError(f"no saga module for {name}: {exc}") from exc
-        asyncio.run(Runtime(service).run())
+        runtime = Runtime(service)
+        asyncio.run(runtime.run())
         # Everything that matters is done: offsets committed, relay stopped. A database thread may
         # still wait on a lock for a record the runtime let go of (unacknowledged, so redelivered);
         # the interpreter would join it and outlast supervisord's stop timeout (the soak saw
         # SIGKILLs after "stopped"), so leave now.
         logging.shutdown()
         sys.stdout.flush()
-        os._exit(0)
+        os._exit(runtime.exit_code)
