@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 ALL = "sagas"
 MAX_BACKOFF_SECONDS = 5.0
 LAG_TIMEOUT_SECONDS = 2.0
-REWIND_CHECK_SECONDS = 1.0
+REWIND_CHECK_SECONDS = 0.5
 
 
 def order_group(order_id) -> str:
@@ -133,12 +133,12 @@ class Feed:
             await self.position(consumer)
             self.ready.set()
             log.info("dashboard feed reading %s from its end", settings.SAGA_TOPIC)
-            checked, suspects = 0.0, {}
+            checked, seen = 0.0, {}
             while not self.stopping.is_set():
                 now = asyncio.get_running_loop().time()
                 if now - checked >= REWIND_CHECK_SECONDS:
                     checked = now
-                    await self.follow_a_new_log(consumer, suspects)
+                    await self.follow_a_new_log(consumer, seen)
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 for records in batches.values():
                     for record in records:
@@ -168,12 +168,13 @@ class Feed:
         for tp in consumer.assignment():
             await consumer.position(tp)
 
-    async def follow_a_new_log(self, consumer, suspects: dict) -> None:
+    async def follow_a_new_log(self, consumer, seen: dict) -> None:
         """The embedded broker keeps nothing across a restart: the topic comes back empty and its
         offsets start again from 0, below where the feed reads. Read such a partition from its
-        new beginning, so nothing published since the restart is missed. The broker's end offset
-        may trail a busy partition for a moment, so a partition counts as gone back only when its
-        end stays below the feed's position over two checks while the feed reads nothing of it."""
+        new beginning, so nothing published since the restart is missed. A partition has gone
+        back when its end offset is lower than an end seen before (a log's end never decreases).
+        The broker's end offset may trail a busy partition for a moment, so the feed's position
+        being past the end counts only when it stays so over two checks while nothing is read."""
         assignment = consumer.assignment()
         if not assignment:
             return
@@ -183,14 +184,13 @@ class Feed:
             return  # the broker is away: aiokafka reconnects by itself, look again later
         for tp in assignment:
             position = await consumer.position(tp)
-            if position <= ends[tp]:
-                suspects.pop(tp, None)
-            elif suspects.get(tp) != position:
-                suspects[tp] = position  # look again next time
-            else:
-                del suspects[tp]
+            highest, suspect = seen.get(tp, (ends[tp], None))
+            if ends[tp] < highest or (position > ends[tp] and suspect == position):
                 log.warning("dashboard feed: %s went back to offset %s (broker restarted); reading it from the start", tp, ends[tp])
+                seen[tp] = (ends[tp], None)
                 await consumer.seek_to_beginning(tp)
+            else:
+                seen[tp] = (max(highest, ends[tp]), position if position > ends[tp] else None)
 
     async def wait_ready(self, timeout: float) -> bool:
         """True once the feed reads from known positions; False after `timeout` (broker down)."""
