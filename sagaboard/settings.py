@@ -197,7 +197,7 @@ SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [d for d in [BASE_DIR / "static"] if d.is_dir()]  # apps keep theirs; a missing dir warns in check --deploy
+STATICFILES_DIRS = [BASE_DIR / "static"]  # the dashboard's scripts and styles
 STATIC_ROOT = env.str("STATIC_ROOT", default=None)  # only for `collectstatic` in production
 WHITENOISE_USE_FINDERS = True  # serve static/ without a collectstatic step
 LANGUAGE_CODE = "en-us"
