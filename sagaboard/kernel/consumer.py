@@ -365,7 +365,8 @@ class Runtime:
             attempt += 1
             try:
                 accepted = await self.in_db_thread(self.service.accept, record)
-                if accepted is None:
+                if accepted is None:  # finished in accept: a duplicate, a dead letter, the monitor's record
+                    self.handled += 1
                     return []
                 event, handler = accepted
                 outcome = await handler.before(event) if handler.before else None
