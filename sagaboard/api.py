@@ -20,6 +20,12 @@ from services.monitor.models import EventLog
 HEARTBEAT_FRESH_SECONDS = 5  # processes beat every second; older rows are from a killed process
 
 
+def fresh_heartbeats(service: str, *fields: str) -> list[dict]:
+    """The heartbeats of a service's live processes (a killed process leaves a stale row)."""
+    fresh = timezone.now() - timedelta(seconds=HEARTBEAT_FRESH_SECONDS)
+    return list(ProcessHeartbeat.objects.using(service).filter(seen_at__gte=fresh).values(*fields))
+
+
 def exception_handler(exc, context):
     """DRF's errors, with two changes: every body is JSON that says what is wrong, and a wrong
     content type is a 400 like any other bad input (the contract of the walkthrough API)."""
@@ -111,11 +117,9 @@ class ServicesView(APIView):
                    responses={200: ServiceStateSerializer(many=True), **errors()})
     def get(self, request):
         processes = supervision.processes()
-        fresh = timezone.now() - timedelta(seconds=HEARTBEAT_FRESH_SECONDS)
         result = []
         for service in settings.SERVICES:
-            beats = list(ProcessHeartbeat.objects.using(service).filter(seen_at__gte=fresh).values(
-                "process", "pid", "seen_at", "assignment", "lag", "handled"))
+            beats = fresh_heartbeats(service, "process", "pid", "seen_at", "assignment", "lag", "handled")
             supervised = [p for p in processes if p["group"] == service]
             result.append({
                 "name": service,

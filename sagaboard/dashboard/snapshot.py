@@ -3,16 +3,13 @@ them all, like the checker). Plain functions returning JSON-ready dicts: the vie
 the feed pushes some of them over the socket."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.utils import timezone
 
 from sagaboard import consistency as checker
 from sagaboard import supervision
-from sagaboard.api import HEARTBEAT_FRESH_SECONDS, OutcomeSerializer, _state, inbox_records
-from sagaboard.kernel.models import InboxRecord, ProcessHeartbeat
+from sagaboard.api import OutcomeSerializer, _state, fresh_heartbeats, inbox_records
+from sagaboard.kernel.models import InboxRecord
 from services.deadline.api import DeadlineSerializer
 from services.deadline.models import Deadline
 from services.monitor.api import EventLogSerializer
@@ -96,11 +93,10 @@ def services(lag: dict | None = None) -> list[dict]:
     the deadline service the deadlines armed now."""
     lag = lag or {}
     supervised = supervision.processes()
-    fresh = timezone.now() - timedelta(seconds=HEARTBEAT_FRESH_SECONDS)
     result = []
     for service in settings.SERVICES:
         processes = [p for p in supervised if p["group"] == service]
-        beats = list(ProcessHeartbeat.objects.using(service).filter(seen_at__gte=fresh).values("process", "lag", "handled", "assignment"))
+        beats = fresh_heartbeats(service, "process", "lag", "handled", "assignment")
         if service == "monitor":
             last = EventLog.objects.order_by("-id").values("event_type", "order_id", "recorded_at").first()
             last = last and {"eventType": last["event_type"], "orderId": last["order_id"], "at": ms(last["recorded_at"])}

@@ -43,7 +43,6 @@ def parse_crashes(spec: str) -> dict[str, float]:
 DUPLICATE_RATE = float(os.environ.get("SAGA_FAULT_DUPLICATE_RATE", "0") or 0)
 CRASHES = parse_crashes(os.environ.get("SAGA_FAULT_CRASH", ""))
 LEDGER = os.environ.get("SAGA_FAULT_LEDGER", "")
-injected = {"duplicates": 0, "crashes": 0}
 service = ""  # set by the running service, for service-scoped crash points
 
 
@@ -61,7 +60,6 @@ def record(kind: str, point: str = "") -> None:
 
 def duplicate() -> bool:
     if DUPLICATE_RATE and random.random() < DUPLICATE_RATE:
-        injected["duplicates"] += 1
         record("duplicate")
         return True
     return False
