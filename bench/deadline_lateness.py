@@ -97,7 +97,7 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="sagaboard-bench-")
     port = free_port()
-    env = {**os.environ, "SAGA_DATA_DIR": tmp, "SAGA_BROKER_PORT": str(port), "SAGA_KAFKA_SESSION_TIMEOUT_MS": "2000",
+    env = {**os.environ, "SAGA_DATA_DIR": tmp, "SAGA_BROKER_PORT": str(port),
            "SAGA_PROCESS_NAME": "deadline", "SAGA_LOG_LEVEL": "WARNING"}
     if env.get("DATABASE_URL"):
         env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + f"/bench_{uuid.uuid4().hex[:8]}"

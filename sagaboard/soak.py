@@ -131,7 +131,6 @@ class Soak:
             "SAGA_TOPIC_PARTITIONS": str(self.o.partitions),
             "SAGA_DEADLINE_SECONDS": str(self.o.deadline_seconds),
             "SAGA_FAULT_DELAY_SECONDS": str(self.o.deadline_seconds + 1),
-            "SAGA_KAFKA_SESSION_TIMEOUT_MS": os.environ.get("SAGA_KAFKA_SESSION_TIMEOUT_MS", "3000"),
             "PYTHONUNBUFFERED": "1",
         }
         command = [sys.executable, "manage.py", "run", "--replicas", str(self.o.replicas),

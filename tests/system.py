@@ -76,7 +76,6 @@ class System:
             "SAGA_SUPERVISOR_SOCKET": f"/tmp/{self.db_prefix}.sock",
             "SAGA_DEADLINE_SECONDS": "2",
             "SAGA_FAULT_DELAY_SECONDS": "3",
-            "SAGA_KAFKA_SESSION_TIMEOUT_MS": "2000",
             "SAGA_CONSISTENCY_GRACE_SECONDS": "1",
             "SAGA_REPLICAS": str(replicas),
             "PYTHONUNBUFFERED": "1",

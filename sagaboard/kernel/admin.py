@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from sagaboard import corrections
 from sagaboard.access import may_operate
 
-from .models import DeadLetter, InboxRecord, OutboxMessage, ProcessHeartbeat, RelayLease
+from .models import DeadLetter, InboxRecord, OutboxMessage, Lease, ProcessHeartbeat
 
 SERVICE_PARAM = "service"
 
@@ -212,8 +212,8 @@ class HeartbeatAdmin(PerServiceAdmin):
     list_display = ("process", "service", "pid", "started_at", "seen_at", "assignment", "lag", "handled", "last_event_type")
 
 
-@admin.register(RelayLease)
-class RelayLeaseAdmin(PerServiceAdmin):
+@admin.register(Lease)
+class LeaseAdmin(PerServiceAdmin):
     list_display = ("name", "holder", "expires")
 
     @admin.display(description="expires at")

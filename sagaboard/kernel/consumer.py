@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import traceback
 from collections import deque
@@ -22,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, close_old_connections, transaction
@@ -29,6 +31,7 @@ from django.utils import timezone
 
 from . import broker, faults, outbox
 from .events import Event, InvalidEvent
+from .leases import PartitionLeases
 from .models import DeadLetter, InboxRecord, ProcessHeartbeat
 
 log = logging.getLogger(__name__)
@@ -89,7 +92,7 @@ class Context:
 
 
 class Service:
-    """A saga participant: a name (also its database alias and consumer group) and its handlers."""
+    """A saga participant: a name (also its database alias and its offsets' group) and its handlers."""
 
     def __init__(self, name: str):
         self.name = name
@@ -210,7 +213,8 @@ class Runtime:
         self.in_flight = 0
         self.room = asyncio.Event()
         self.topic_checked_at = 0.0
-        self.exit_code = 0
+        self.leases: PartitionLeases | None = None
+        self.partitions_changed = asyncio.Event()
 
     async def in_io_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.io_thread, fn, *args)
@@ -233,24 +237,15 @@ class Runtime:
             await broker.ensure_topic(self.stopping)
             self.relay = outbox.Relay(self.service.name, producer, settings.SAGA_TOPIC, settings.SAGA_OUTBOX_POLL_MS / 1000,
                                       self.io_thread, on_failure=self.recover_topic)
-            self.consumer = broker.consumer(f"sagaboard.{self.service.name}")
-            # The outbox is published whether or not this process has joined its group yet: a
-            # slow or stuck join must not hold back events already committed (found by the soak).
+            self.consumer = broker.consumer(f"sagaboard.{self.service.name}", subscribe=False)
+            if not await broker.start_with_retry(self.consumer, "consumer", self.stopping):
+                return
+            self.leases = PartitionLeases(self.service.name, outbox.process_name(), settings.SAGA_PARTITION_LEASE_SECONDS)
             tasks = [
                 asyncio.create_task(self.relay.run(self.stopping), name="relay"),
-                asyncio.create_task(self.heartbeat(), name="heartbeat"),
+                asyncio.create_task(self.heartbeat(), name="heartbeat"),  # also claims the partitions
             ]
             try:
-                try:
-                    joined = await broker.start_with_retry(
-                        self.consumer, "consumer", self.stopping, limit=settings.SAGA_KAFKA_JOIN_TIMEOUT_SECONDS)
-                except broker.JoinTimeout as exc:
-                    # Exit non-zero: the supervisor starts a new process, which joins as a new member.
-                    log.error("%s: %s; exiting to be restarted", self.service.name, exc)
-                    self.exit_code = 1
-                    return
-                if not joined:
-                    return
                 log.info("%s started: topic %s, group sagaboard.%s", self.service.name, settings.SAGA_TOPIC, self.service.name)
                 tasks += [asyncio.create_task(fn(self), name=fn.__name__) for fn in self.service.background]
                 await self.consume()
@@ -264,6 +259,7 @@ class Runtime:
                     await asyncio.wait(self.lane_tasks, timeout=10)
                 await self.commit_progress()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await self.in_io_thread(self.leases.release_all)  # its peers take the partitions at once
                 await self.consumer.stop()
         finally:
             await producer.stop()
@@ -284,6 +280,12 @@ class Runtime:
                     await asyncio.wait_for(self.room.wait(), 0.2)
                 except TimeoutError:
                     pass
+            elif not self.consumer.assignment():  # no partition (yet): its peers hold them all
+                try:
+                    await asyncio.wait_for(self.partitions_changed.wait(), 0.2)
+                except TimeoutError:
+                    pass
+                self.partitions_changed.clear()
             else:
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=500)
                 for tp, records in batches.items():
@@ -320,7 +322,9 @@ class Runtime:
                 lane.popleft()
                 self.in_flight -= 1
                 self.room.set()
-                self.progress[tp].pending.discard(record.offset)
+                progress = self.progress.get(tp)
+                if progress is not None:  # None: the partition went to a peer meanwhile
+                    progress.pending.discard(record.offset)
                 if emitted:
                     self.wake_relay()
         finally:
@@ -389,8 +393,9 @@ class Runtime:
                 await self.in_db_thread(self.service.dead_letter, record, "handler failed: " + traceback.format_exc(limit=5))
                 return []
     async def heartbeat(self) -> None:
-        import os
-
+        """Every second: report this process (its row also counts it in for its peers' shares of
+        the partitions), renew and adjust its share of the partitions, and notice a broker that
+        lost the topic."""
         name = outbox.process_name()
         while not self.stopping.is_set():
             assignment = sorted(tp.partition for tp in self.consumer.assignment())
@@ -398,7 +403,7 @@ class Runtime:
             for tp in self.consumer.assignment():
                 high = self.consumer.highwater(tp)
                 try:
-                    position = await self.consumer.position(tp) if high is not None else None
+                    position = await asyncio.wait_for(self.consumer.position(tp), 1.0) if high is not None else None
                 except Exception:
                     position = None
                 if high is not None and position is not None:
@@ -411,6 +416,8 @@ class Runtime:
                 await self.in_io_thread(
                     lambda: ProcessHeartbeat.objects.using(self.service.name).update_or_create(process=name, defaults=values)
                 )
+                await self.rebalance()
+                await self.notice_a_lost_log()
             except Exception:
                 log.exception("heartbeat failed")
             try:
@@ -418,3 +425,45 @@ class Runtime:
             except TimeoutError:
                 pass
         await self.in_io_thread(lambda: ProcessHeartbeat.objects.using(self.service.name).filter(process=name).delete())
+
+    async def notice_a_lost_log(self) -> None:
+        """The embedded broker keeps nothing across a restart: the topic comes back empty, its
+        offsets start again from 0, and the group's committed offsets are gone. A partition this
+        process has committed on whose committed offset is gone is read again from its (new)
+        beginning, so nothing published since the restart is missed (only the broker can lose it:
+        this process holds the partition's lease). A real Kafka could also drop the offset of a
+        partition idle for longer than its offsets.retention.minutes (7 days by default); the
+        partition is then read again and every event ignored by the inbox."""
+        for tp in self.consumer.assignment():
+            progress = self.progress.get(tp)
+            if progress is None or progress.committed <= 0:
+                continue
+            if await asyncio.wait_for(self.consumer.committed(tp), COMMIT_TIMEOUT_SECONDS) is None:
+                log.warning("%s: the committed offset of %s is gone (broker restarted); reading it from the start",
+                            self.service.name, tp)
+                progress.committed = -1
+                progress.high = 0
+                await self.consumer.seek_to_beginning(tp)
+
+    async def rebalance(self) -> None:
+        """Consume the partitions this process holds leases on (sagaboard/kernel/leases.py)."""
+        partitions = self.consumer.partitions_for_topic(settings.SAGA_TOPIC)
+        if not partitions:
+            await self.consumer.topics()  # not in the metadata yet (or the broker lost the topic)
+            return
+        keep, surplus = await self.in_io_thread(self.leases.claim, len(partitions))
+        current = {tp.partition for tp in self.consumer.assignment()}
+        if keep == current and not surplus:
+            return
+        await self.commit_progress()  # hand over where this process got to
+        for tp in list(self.progress):
+            if tp.partition in keep:
+                # assign() sends every partition back to its committed offset
+                self.progress[tp].high = max(self.progress[tp].committed, 0)
+            else:
+                del self.progress[tp]
+        self.consumer.assign([TopicPartition(settings.SAGA_TOPIC, p) for p in sorted(keep)])
+        if surplus:
+            await self.in_io_thread(self.leases.release, surplus)
+        log.info("%s consumes partitions %s", self.service.name, sorted(keep))
+        self.partitions_changed.set()

@@ -69,8 +69,10 @@ class DeadLetter(models.Model):
         return f"{self.topic}[{self.partition}]@{self.offset}: {self.error[:60]}"
 
 
-class RelayLease(models.Model):
-    """Only the holder of the lease relays the outbox, so events leave in the order they were written."""
+class Lease(models.Model):
+    """A named lease in a service's database (sagaboard/kernel/leases.py): "relay" picks the one
+    process that publishes the outbox, so events leave in the order they were written;
+    "partition:N" gives partition N of the topic to one process of the service."""
 
     name = models.CharField(max_length=64, primary_key=True)
     holder = models.CharField(max_length=128)

@@ -13,13 +13,11 @@ import os
 import socket
 import time
 
-from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from . import faults
+from . import faults, leases
 from .events import Event
-from .models import OutboxMessage, RelayLease
+from .models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +61,9 @@ class Relay:
         now = time.time()
         if self.lease_until - now > LEASE_SECONDS / 2:
             return True
-        leases = RelayLease.objects.using(self.using)
-        with transaction.atomic(using=self.using):
-            taken = leases.filter(Q(name="relay"), Q(holder=self.holder) | Q(expires_at__lt=now)).update(
-                holder=self.holder, expires_at=now + LEASE_SECONDS
-            )
-            if not taken:
-                try:
-                    with transaction.atomic(using=self.using):
-                        leases.create(name="relay", holder=self.holder, expires_at=now + LEASE_SECONDS)
-                except IntegrityError:
-                    self.lease_until = 0.0
-                    return False
+        if not leases.take(self.using, "relay", self.holder, LEASE_SECONDS):
+            self.lease_until = 0.0
+            return False
         self.lease_until = now + LEASE_SECONDS
         return True
 
@@ -95,7 +84,7 @@ class Relay:
         OutboxMessage.objects.using(self.using).bulk_update(rows, ["published_at", "partition", "offset"])
 
     def release(self) -> None:
-        RelayLease.objects.using(self.using).filter(name="relay", holder=self.holder).delete()
+        leases.release(self.using, self.holder, ["relay"])
 
     # --- broker side ------------------------------------------------------------------------------
     async def publish_pending(self) -> int:

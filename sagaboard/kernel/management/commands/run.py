@@ -36,7 +36,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--replicas", type=int, default=int(os.environ.get("SAGA_REPLICAS", "1")),
-                            help="processes per service, sharing the work through their consumer group")
+                            help="processes per service, sharing the partitions (leases in their database)")
         faults_group = parser.add_argument_group("fault injection (for the services; default: the environment)")
         faults_group.add_argument("--duplicate-rate", type=float, metavar="FRACTION",
                                   help="publish this fraction of events twice (SAGA_FAULT_DUPLICATE_RATE)")

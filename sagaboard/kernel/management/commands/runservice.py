@@ -29,4 +29,4 @@ class Command(BaseCommand):
         # SIGKILLs after "stopped"), so leave now.
         logging.shutdown()
         sys.stdout.flush()
-        os._exit(runtime.exit_code)
+        os._exit(0)
