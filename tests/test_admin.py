@@ -90,7 +90,7 @@ def test_every_model_has_a_read_only_page_with_search_and_a_link_to_the_saga(sys
         "/admin/order/order/", "/admin/order/statuschange/", "/admin/exchange/exchange/", "/admin/exchange/tombstone/",
         "/admin/point/account/", "/admin/point/grant/", "/admin/point/spend/", "/admin/point/adjustment/",
         "/admin/point/tombstone/", "/admin/deadline/deadline/", "/admin/monitor/eventlog/", "/admin/kernel/outboxmessage/",
-        "/admin/kernel/inboxrecord/", "/admin/kernel/deadletter/", "/admin/kernel/processheartbeat/", "/admin/kernel/relaylease/",
+        "/admin/kernel/inboxrecord/", "/admin/kernel/deadletter/", "/admin/kernel/processheartbeat/", "/admin/kernel/lease/",
     }
     assert expected <= set(pages), expected - set(pages)
     for page in pages:
