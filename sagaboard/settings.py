@@ -147,8 +147,9 @@ SAGA_CONSISTENCY_GRACE_SECONDS = env.float("SAGA_CONSISTENCY_GRACE_SECONDS", def
 SAGA_HANDLER_THREADS = env.int("SAGA_HANDLER_THREADS", default=4)
 SAGA_OUTBOX_POLL_MS = env.int("SAGA_OUTBOX_POLL_MS", default=20)
 SAGA_KAFKA_FETCH_MAX_WAIT_MS = env.int("SAGA_KAFKA_FETCH_MAX_WAIT_MS", default=10)
-# A service process's hold on a partition (sagaboard/kernel/leases.py): renewed every second; a
-# process that dies without a word gives its partitions up this long after its last renewal.
+# A service process's hold on a partition (sagaboard/kernel/leases.py), renewed every second (a
+# third of it if shorter); a process that dies without a word gives its partitions up this long
+# after its last renewal.
 SAGA_PARTITION_LEASE_SECONDS = env.float("SAGA_PARTITION_LEASE_SECONDS", default=3.0)
 SAGA_SUPERVISOR_SOCKET = Path(env.str("SAGA_SUPERVISOR_SOCKET", default=str(SAGA_DATA_DIR / "supervisor.sock")))
 PORT = env.int("PORT", default=8088)

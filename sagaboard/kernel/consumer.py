@@ -393,9 +393,9 @@ class Runtime:
                 await self.in_db_thread(self.service.dead_letter, record, "handler failed: " + traceback.format_exc(limit=5))
                 return []
     async def heartbeat(self) -> None:
-        """Every second: report this process (its row also counts it in for its peers' shares of
-        the partitions), renew and adjust its share of the partitions, and notice a broker that
-        lost the topic."""
+        """Every second (a third of a lease if that is shorter): report this process (its row
+        also counts it in for its peers' shares of the partitions), renew and adjust its share of
+        the partitions, and notice a broker that lost the topic."""
         name = outbox.process_name()
         while not self.stopping.is_set():
             assignment = sorted(tp.partition for tp in self.consumer.assignment())
@@ -421,7 +421,7 @@ class Runtime:
             except Exception:
                 log.exception("heartbeat failed")
             try:
-                await asyncio.wait_for(self.stopping.wait(), 1.0)
+                await asyncio.wait_for(self.stopping.wait(), min(1.0, settings.SAGA_PARTITION_LEASE_SECONDS / 3))
             except TimeoutError:
                 pass
         await self.in_io_thread(lambda: ProcessHeartbeat.objects.using(self.service.name).filter(process=name).delete())
