@@ -1,10 +1,7 @@
 """Shared API pieces: the error format, and the views that read across services."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.conf import settings
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -22,8 +19,7 @@ HEARTBEAT_FRESH_SECONDS = 5  # processes beat every second; older rows are from 
 
 def fresh_heartbeats(service: str, *fields: str) -> list[dict]:
     """The heartbeats of a service's live processes (a killed process leaves a stale row)."""
-    fresh = timezone.now() - timedelta(seconds=HEARTBEAT_FRESH_SECONDS)
-    return list(ProcessHeartbeat.objects.using(service).filter(seen_at__gte=fresh).values(*fields))
+    return list(ProcessHeartbeat.live(service, HEARTBEAT_FRESH_SECONDS).values(*fields))
 
 
 def exception_handler(exc, context):

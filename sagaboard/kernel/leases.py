@@ -13,11 +13,9 @@ that two holders both see during a hand-over has one effect, by the inbox.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from .models import Lease, ProcessHeartbeat
 
@@ -54,8 +52,7 @@ class PartitionLeases:
         self.seconds = seconds
 
     def live_processes(self) -> int:
-        fresh = timezone.now() - timedelta(seconds=self.seconds)
-        peers = ProcessHeartbeat.objects.using(self.service).filter(service=self.service, seen_at__gte=fresh)
+        peers = ProcessHeartbeat.live(self.service, self.seconds).filter(service=self.service)
         return peers.exclude(process=self.holder).count() + 1
 
     def claim(self, partitions: int) -> tuple[set[int], set[int]]:

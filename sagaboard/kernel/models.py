@@ -1,6 +1,9 @@
 """Tables the kernel keeps in every service's database (each row belongs to that service)."""
+from datetime import timedelta
+
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class OutboxMessage(models.Model):
@@ -92,3 +95,9 @@ class ProcessHeartbeat(models.Model):
     last_event_type = models.CharField(max_length=64, blank=True)
     last_event_at = models.DateTimeField(null=True)
     handled = models.BigIntegerField(default=0)
+
+    @classmethod
+    def live(cls, using: str, seconds: float):
+        """The rows of processes that beat within the last `seconds` (a killed process leaves a
+        stale row behind)."""
+        return cls.objects.using(using).filter(seen_at__gte=timezone.now() - timedelta(seconds=seconds))

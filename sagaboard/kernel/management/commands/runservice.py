@@ -21,8 +21,7 @@ class Command(BaseCommand):
             service = importlib.import_module(f"services.{name}.saga").service
         except ImportError as exc:
             raise CommandError(f"no saga module for {name}: {exc}") from exc
-        runtime = Runtime(service)
-        asyncio.run(runtime.run())
+        asyncio.run(Runtime(service).run())
         # Everything that matters is done: offsets committed, relay stopped. A database thread may
         # still wait on a lock for a record the runtime let go of (unacknowledged, so redelivered);
         # the interpreter would join it and outlast supervisord's stop timeout (the soak saw
