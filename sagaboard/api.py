@@ -50,7 +50,7 @@ class ConsistencyView(APIView):
         summary="Anomalies across services",
         description="Settled orders that break a consistency rule, and holders whose balance does not add up.",
         parameters=[OpenApiParameter("orderId", int, description="check only this order")],
-        responses={200: ConsistencySerializer, **errors(400)},
+        responses={200: ConsistencySerializer, **errors()},
     )
     def get(self, request):
         oid = order_id(request.query_params.get("orderId"))
@@ -146,7 +146,7 @@ class OutcomesView(APIView):
     @extend_schema(
         summary="How each service handled the events of one order: applied, ignored (late) or dropped (expired)",
         parameters=[OpenApiParameter("orderId", int, required=True)],
-        responses={200: OutcomeSerializer(many=True), **errors(400)},
+        responses={200: OutcomeSerializer(many=True), **errors()},
     )
     def get(self, request):
         oid = order_id(request.query_params.get("orderId"), required=True)
@@ -220,7 +220,7 @@ def _correction_schema(cls):
     cls.get = extend_schema(summary=f"Corrections recorded: {cls.event_type}",
                             responses={200: EventLogSerializer(many=True), **errors()})(cls.get)
     cls.post = extend_schema(summary=summary, description=cls.__doc__, request=cls.command,
-                             responses={202: CorrectionResultSerializer, **errors(400, 409)})(cls.post)
+                             responses={202: CorrectionResultSerializer, **errors(409)})(cls.post)
     return cls
 
 

@@ -5,6 +5,7 @@ import re
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
+from rest_framework.negotiation import DefaultContentNegotiation
 
 MAX_ID = 2**63 - 1  # the largest id PostgreSQL and SQLite store (bigint)
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -26,7 +27,7 @@ class DetailSerializer(serializers.Serializer):
 _ERRORS = {
     400: OpenApiResponse(OpenApiTypes.OBJECT, description=(
         "Bad input: the field errors, e.g. {\"amount\": [\"Ensure this value is greater than or equal to 1.\"]}, "
-        "or {\"detail\": \"...\"} when the body is not JSON.")),
+        "{\"detail\": \"...\"} when the body is not JSON, or {\"format\": [\"...\"]} for an unknown ?format=.")),
     403: OpenApiResponse(DetailSerializer, description="Not allowed: log in (session or token); grants and corrections need staff."),
     404: OpenApiResponse(DetailSerializer, description="No such object."),
     409: OpenApiResponse(DetailSerializer, description="The correction does not apply (nothing to correct, or already done)."),
@@ -34,5 +35,18 @@ _ERRORS = {
 
 
 def errors(*codes: int) -> dict:
-    """The error responses of an endpoint, for its OpenAPI schema (403 applies to every one)."""
-    return {code: _ERRORS[code] for code in sorted({403, *codes})}
+    """The error responses of an endpoint, for its OpenAPI schema: 400 (every endpoint takes
+    ?format=) and 403 apply to every one."""
+    return {code: _ERRORS[code] for code in sorted({400, 403, *codes})}
+
+
+class ContentNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, except that an unknown ?format= is bad input that names the formats there
+    are (DRF answers it with a bare 404, as if the endpoint did not exist)."""
+
+    def filter_renderers(self, renderers, format):
+        chosen = [renderer for renderer in renderers if renderer.format == format]
+        if not chosen:
+            known = ", ".join(sorted({renderer.format for renderer in renderers}))
+            raise exceptions.ValidationError({"format": [f"unknown format {format[:40]!r}: one of {known}"]})
+        return chosen

@@ -166,6 +166,7 @@ SAGA_READ_REQUIRES_LOGIN = env.bool("SAGA_READ_REQUIRES_LOGIN", default=False)
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "sagaboard.api.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "sagaboard.schema.ContentNegotiation",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",

@@ -148,3 +148,13 @@ def test_paths_work_with_and_without_trailing_slash(api):
     for path in ("/points", "/points/", "/points/jjy", "/points/jjy/", "/orders", "/orders/", "/exchanges/", "/deadlines/", "/transactions/"):
         assert api.get(path).status_code == 200, path
     assert api.post("/orders/", GOOD_ORDER, format="json").status_code == 201
+
+
+@pytest.mark.parametrize("path", ["/points", "/outcomes?orderId=1", "/orders/999"])
+def test_an_unknown_format_is_bad_input_that_names_the_formats(api, path):
+    # DRF would answer 404 (found by the fuzz: /outcomes/?format=9954699112773526.0)
+    response = api.get(path, {"format": "9954699112773526.0"})
+    assert response.status_code == 400, response.content
+    assert response.json() == {"format": ["unknown format '9954699112773526.0': one of api, json"]}
+    assert api.get("/points", {"format": "json"}).json() == [{"userId": "jjy", "point": 10000}]
+    assert api.get("/points", {"format": "api"})["content-type"].startswith("text/html")

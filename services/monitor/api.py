@@ -39,7 +39,7 @@ class EventsView(APIView):
             OpenApiParameter("source", str, description="only events emitted by this service"),
             OpenApiParameter("limit", int, description="at most this many (newest first cut), default 1000"),
         ],
-        responses={200: EventLogSerializer(many=True), **errors(400)},
+        responses={200: EventLogSerializer(many=True), **errors()},
     )
     def get(self, request):
         query = EventFilter(data=request.query_params)

@@ -54,7 +54,7 @@ class OrdersView(APIView):
     def get(self, request):
         return Response(OrderSerializer(Order.objects.all(), many=True).data)
 
-    @extend_schema(summary="Place an order (starts a saga)", request=PlaceOrderSerializer, responses={201: OrderSerializer, **errors(400)})
+    @extend_schema(summary="Place an order (starts a saga)", request=PlaceOrderSerializer, responses={201: OrderSerializer, **errors()})
     def post(self, request):
         command = PlaceOrderSerializer(data=request.data)
         command.is_valid(raise_exception=True)

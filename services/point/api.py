@@ -42,7 +42,7 @@ class PointsView(APIView):
     def get(self, request):
         return Response(AccountSerializer(Account.objects.all(), many=True).data)
 
-    @extend_schema(summary="Grant points to a holder", request=GrantSerializer, responses={201: AccountSerializer, **errors(400)})
+    @extend_schema(summary="Grant points to a holder", request=GrantSerializer, responses={201: AccountSerializer, **errors()})
     def post(self, request):
         grant = GrantSerializer(data=request.data)
         grant.is_valid(raise_exception=True)
