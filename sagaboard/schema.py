@@ -2,6 +2,7 @@
 and the checking of order ids, which every database must be able to hold."""
 import re
 
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
@@ -45,8 +46,8 @@ class ContentNegotiation(DefaultContentNegotiation):
     are (DRF answers it with a bare 404, as if the endpoint did not exist)."""
 
     def filter_renderers(self, renderers, format):
-        chosen = [renderer for renderer in renderers if renderer.format == format]
-        if not chosen:
+        try:
+            return super().filter_renderers(renderers, format)
+        except Http404:
             known = ", ".join(sorted({renderer.format for renderer in renderers}))
-            raise exceptions.ValidationError({"format": [f"unknown format {format[:40]!r}: one of {known}"]})
-        return chosen
+            raise exceptions.ValidationError({"format": [f"unknown format {format[:40]!r}: one of {known}"]}) from None

@@ -26,27 +26,24 @@ async def offsets(address: str, group: str, partitions: int) -> tuple[dict, dict
     several records its end offset stays short until the next write (a point that had read
     everything looked behind for good: the cause of this test's occasional timeout)."""
     tps = [TopicPartition(TOPIC, p) for p in range(partitions)]
-    group_view = AIOKafkaConsumer(bootstrap_servers=address, group_id=group, enable_auto_commit=False)
-    reader = AIOKafkaConsumer(bootstrap_servers=address, enable_auto_commit=False, fetch_max_wait_ms=10)
-    await group_view.start()
-    await reader.start()
+    consumer = AIOKafkaConsumer(bootstrap_servers=address, group_id=group, enable_auto_commit=False, fetch_max_wait_ms=10)
+    await consumer.start()
     try:
-        committed = {tp.partition: await group_view.committed(tp) for tp in tps}
-        reported = await reader.end_offsets(tps)
+        committed = {tp.partition: await consumer.committed(tp) for tp in tps}
+        reported = await consumer.end_offsets(tps)
         ends = {tp.partition: offset for tp, offset in reported.items()}
-        reader.assign(tps)
+        consumer.assign(tps)  # assigned, not subscribed: reads without joining the group, commits nothing
         for tp, offset in reported.items():
-            reader.seek(tp, offset)
+            consumer.seek(tp, offset)
         for _ in range(20):  # bounded: a quiet topic has at most one batch's tail past the reported end
-            batches = await reader.getmany(timeout_ms=200)
+            batches = await consumer.getmany(timeout_ms=200)
             if not batches:
                 break
             for tp, records in batches.items():
                 ends[tp.partition] = max(ends[tp.partition], records[-1].offset + 1)
         return committed, ends
     finally:
-        await reader.stop()
-        await group_view.stop()
+        await consumer.stop()
 
 
 def point_dead_letters(system):
