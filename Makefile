@@ -1,8 +1,15 @@
 # Sagaboard: `make run` starts everything, `make test` runs every test (SQLite, then PostgreSQL).
-PYTHON ?= python3
+# Python: the versions pyproject.toml's requires-python names (sagaboard/python_version.py checks).
+# Without PYTHON=..., the first supported one of python3, python3.13, python3.12, python3.11.
+ifndef PYTHON
+PYTHON := $(or $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	"$$p" sagaboard/python_version.py --quiet 2>/dev/null && { echo "$$p"; break; }; done),python3)
+endif
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# What is installed in the venv, for which pyproject.toml: the project (make run), then its test extras (make test).
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+TEST_STAMP := $(STAMP)-test
 # PostgreSQL for the second test pass; each test system creates (and drops) its own databases.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/sagaboard_test
 PYTEST_ARGS ?=
@@ -17,23 +24,32 @@ SOAK_TIME_LIMIT ?= 1200
 SOAK_SETTLE_LIMIT ?= 300
 SOAK_ARGS ?=
 
-.PHONY: setup run test test-sqlite test-postgres soak bench-deadlines bench-ws clean
+.PHONY: setup run test test-sqlite test-postgres test-walkthrough soak bench-deadlines bench-ws clean
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) sagaboard/python_version.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-# The browser tests drive Debian's Chromium (never a browser download of Playwright's own).
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(TEST_STAMP)
+
+# The browser tests drive Debian's Chromium (never a browser download of Playwright's own): only
+# the tests need it, and only they install it (as root; anyone else is told the command).
 CHROMIUM := /usr/bin/chromium
 
 $(CHROMIUM):
+	@if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "The browser tests need Chromium at $(CHROMIUM): install it as root (sudo apt-get install chromium), then run make test again."; \
+		exit 1; fi
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || \
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
-setup: $(STAMP) $(CHROMIUM)
+setup: $(STAMP)
 
 run: setup
 	$(PY) manage.py run
@@ -41,11 +57,16 @@ run: setup
 test: test-sqlite test-postgres
 
 # Tests marked `postgres` run on PostgreSQL whatever the pass: the PostgreSQL pass runs them once.
-test-sqlite: setup
+test-sqlite: $(TEST_STAMP) $(CHROMIUM)
 	env -u DATABASE_URL $(PY) -m pytest -m "not postgres" $(PYTEST_ARGS)
 
-test-postgres: setup
+test-postgres: $(TEST_STAMP) $(CHROMIUM)
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The walkthrough and the README's commands alone, on SQLite, without a browser: what CI runs on
+# the newest supported Python (.ci/run), in a venv of its own (VENV=...).
+test-walkthrough: $(TEST_STAMP)
+	env -u DATABASE_URL $(PY) -m pytest tests/test_walkthrough.py tests/test_readme.py $(PYTEST_ARGS)
 
 soak: setup
 	rm -rf var/soak
@@ -53,10 +74,10 @@ soak: setup
 		--duplicate-rate $(SOAK_DUPLICATES) --crash '$(SOAK_CRASH)' --kill-every $(SOAK_KILL_EVERY) \
 		--time-limit $(SOAK_TIME_LIMIT) --settle-limit $(SOAK_SETTLE_LIMIT) $(SOAK_ARGS)
 
-bench-deadlines: setup
+bench-deadlines: $(TEST_STAMP)
 	$(PY) bench/deadline_lateness.py
 
-bench-ws: setup
+bench-ws: $(TEST_STAMP)
 	$(PY) bench/ws_latency.py
 
 clean:

@@ -3,6 +3,7 @@ configuration and becomes it; the web process and tests stop and start services 
 XML-RPC interface on a Unix socket."""
 from __future__ import annotations
 
+import os
 import sys
 import xmlrpc.client
 from pathlib import Path
@@ -107,5 +108,29 @@ def start(name: str) -> None:
     control().supervisor.startProcessGroup(name, True)
 
 
+def config_path() -> Path:
+    """Where `manage.py run` writes supervisord's configuration (supervisorctl reads it too)."""
+    return settings.SAGA_DATA_DIR / "supervisord.conf"
+
+
+def supervisorctl_command() -> list[str]:
+    """The supervisorctl that controls this system, as a command a person can type in the current
+    directory: the one beside this interpreter (`.venv/bin/supervisorctl`; a bare `supervisorctl`
+    is on nobody's PATH unless the venv is active) with this system's configuration; paths under
+    the current directory are relative (`-c var/supervisord.conf`)."""
+    return [_typed(Path(sys.executable).with_name("supervisorctl")), "-c", _typed(config_path())]
+
+
+def _typed(path: Path) -> str:
+    """`path` relative to the current directory when it is inside it, else absolute. The venv's
+    bin/ is not resolved: its python is a symlink to the interpreter it was made from."""
+    path = Path(os.path.abspath(path))
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def control_hint() -> str:
-    return f"supervisorctl -c {settings.SAGA_DATA_DIR / 'supervisord.conf'} status|stop NAME|start NAME"
+    """The banner's line: how to control the running system by hand."""
+    return " ".join(supervisorctl_command()) + " status|stop NAME|start NAME"

@@ -1,6 +1,6 @@
 """Playwright (sync API) driving Debian's Chromium, for the dashboard's browser tests.
 
-Chromium comes from apt (`make setup` installs it when /usr/bin/chromium is missing); Playwright's
+Chromium comes from apt (`make test` installs it, as root, when /usr/bin/chromium is missing); Playwright's
 own browser download (`playwright install`) is never used. Screenshots go to the artifacts
 directory, SAGA_ARTIFACTS_DIR or ./var/artifacts, and their paths are printed."""
 from __future__ import annotations
@@ -22,7 +22,7 @@ TIMEOUT_MS = 30_000
 def browser():
     """One headless Chromium for a test module."""
     if not Path(CHROMIUM).exists():
-        raise AssertionError(f"{CHROMIUM} is missing: run `make setup` (it installs Debian's chromium)")
+        raise AssertionError(f"{CHROMIUM} is missing: run `make test` as root (it installs Debian's chromium)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless=new"])
         try:

@@ -49,7 +49,7 @@ class Command(BaseCommand):
     def handle(self, replicas, **options):
         service_env = fault_environment(options["duplicate_rate"], options["crash"], options["fault_ledger"])
         call_command("setupdb", verbosity=0)
-        conf = settings.SAGA_DATA_DIR / "supervisord.conf"
+        conf = supervision.config_path()
         conf.write_text(supervision.config(replicas, service_env))
         broker = "embedded Tansu broker" if settings.SAGA_EMBEDDED_BROKER else "external Kafka"
         rows = [("broker", f"{broker} at {settings.KAFKA_BOOTSTRAP_SERVERS}, topic {settings.SAGA_TOPIC}")]
