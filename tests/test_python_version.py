@@ -45,7 +45,8 @@ def test_make_skips_an_unsupported_python3_and_refuses_one_given_before_installi
     _fake(bin_dir / "python3", "exit 1")  # stands for an unsupported python3: its check fails
     (bin_dir / "python3.11").symlink_to(sys.executable)
     env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
-    env.pop("PYTHON", None)
+    for inherited in ("PYTHON", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"):  # `make test PYTHON=...` passes them down
+        env.pop(inherited, None)
     shown = subprocess.run(["make", "-s", "--eval=show-python: ; @echo $(PYTHON)", "show-python"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=60)
     assert shown.stdout.strip() == "python3.11", shown
