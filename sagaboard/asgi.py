@@ -1,4 +1,5 @@
-"""The web process (Daphne): Django over HTTP, the dashboard's WebSockets over Channels.
+"""The web process (Daphne): Django over HTTP, the dashboard's WebSockets over Channels, and the
+publisher of what its requests commit (sagaboard/webpublisher.py).
 
 WebSockets go through AllowedHostsOriginValidator (a page of another origin may not open one) and
 AuthMiddlewareStack (the session's user, which the consumers ask sagaboard.access about)."""
@@ -14,8 +15,16 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from sagaboard.dashboard.routing import websocket_urlpatterns  # noqa: E402
+from sagaboard.webpublisher import web_publisher  # noqa: E402
+
+
+async def http(scope, receive, send):
+    """Django, with this process's outbox publisher running (sagaboard/webpublisher.py)."""
+    web_publisher.ensure_started()
+    await django_asgi(scope, receive, send)
+
 
 application = ProtocolTypeRouter({
-    "http": django_asgi,
+    "http": http,
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })

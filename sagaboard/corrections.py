@@ -97,8 +97,12 @@ def replay_dead_letter(service: str, letter_id: int, *, operator: str, reason: s
             event = Event.from_bytes(bytes(letter.value) if letter.value is not None else None, settings.SAGA_MAX_EVENT_BYTES)
         except InvalidEvent as exc:
             raise CorrectionRefused(f"dead letter {letter_id} of {service} is not an event that can be replayed: {exc}") from None
-        published_here = OutboxMessage.objects.using(service).filter(event_id=event.eventId)
-        if not published_here.update(published_at=None):  # its own event: the relay sends it again
+        own = OutboxMessage.objects.using(service).filter(event_id=event.eventId).first()
+        if own is not None:  # its own event: published again from its outbox row
+            own.published_at = None
+            own.save(update_fields=["published_at"])
+            transaction.on_commit(lambda: outbox.after_commit(service, [own]), using=service)
+        else:
             outbox.emit(service, event)
         outbox.emit(service, event.caused("DeadLetterReplayed", service, {
             "operator": operator, "reason": reason, "service": service, "replayedEventId": event.eventId,

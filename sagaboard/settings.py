@@ -105,6 +105,9 @@ def _sqlite(name):
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
         "TEST": {"NAME": str(SAGA_DATA_DIR / f"test_{name}.sqlite3")},
+        # one connection per thread for the life of the process: opening one (and its PRAGMAs)
+        # for every request was a large part of a POST's cost (README, "Efficiency")
+        "CONN_MAX_AGE": None,
     }
 
 
@@ -120,7 +123,9 @@ def _database(alias):
         raise environ.ImproperlyConfigured("DATABASE_URL is for PostgreSQL; SQLite is the default without it")
     if alias != "default":
         config["NAME"] = f"{config['NAME']}_{alias}"
-    config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+    # persistent connections (checked before reuse), as for SQLite; DATABASE_CONN_MAX_AGE=0 closes each after use
+    config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=None)
+    config["CONN_HEALTH_CHECKS"] = True
     return config
 
 
@@ -144,9 +149,18 @@ SAGA_EXCHANGE_RATE = env.float("SAGA_EXCHANGE_RATE", default=1.0)
 SAGA_MAX_AMOUNT = env.int("SAGA_MAX_AMOUNT", default=1_000_000_000)
 SAGA_MAX_EVENT_BYTES = env.int("SAGA_MAX_EVENT_BYTES", default=64 * 1024)
 SAGA_CONSISTENCY_GRACE_SECONDS = env.float("SAGA_CONSISTENCY_GRACE_SECONDS", default=2.0)
-SAGA_HANDLER_THREADS = env.int("SAGA_HANDLER_THREADS", default=4)
-SAGA_OUTBOX_POLL_MS = env.int("SAGA_OUTBOX_POLL_MS", default=20)
-SAGA_KAFKA_FETCH_MAX_WAIT_MS = env.int("SAGA_KAFKA_FETCH_MAX_WAIT_MS", default=10)
+# Events are published right after their commit by the process that wrote them; the relay
+# publishes those still unpublished this long after their writing (their writer crashed or could
+# not reach the broker), and looks for them this often (sagaboard/kernel/outbox.py).
+SAGA_OUTBOX_POLL_MS = env.int("SAGA_OUTBOX_POLL_MS", default=1000)
+# A busy consumer's fetch wait. The embedded Tansu answers a waiting fetch only after a fraction of
+# its wait, so it gets a short one and idle consumers park instead (kernel/doorbell.py); a real
+# Kafka answers a long poll as soon as a record arrives (its documented fetch.max.wait.ms).
+SAGA_KAFKA_FETCH_MAX_WAIT_MS = env.int("SAGA_KAFKA_FETCH_MAX_WAIT_MS", default=10 if SAGA_EMBEDDED_BROKER else 500)
+# Embedded broker only: a consumer that received nothing this long parks (0: never), and then
+# looks anyway this often for events from a process that cannot ring its doorbell.
+SAGA_IDLE_AFTER_MS = env.int("SAGA_IDLE_AFTER_MS", default=1000)
+SAGA_IDLE_POLL_MS = env.int("SAGA_IDLE_POLL_MS", default=1000)
 # A service process's hold on a partition (sagaboard/kernel/leases.py), renewed every second (a
 # third of it if shorter); a process that dies without a word gives its partitions up this long
 # after its last renewal.

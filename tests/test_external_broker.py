@@ -32,7 +32,7 @@ PARTITIONS = 6
 # machine must not turn an expected approval into a rejection by deadline). Two database threads
 # per process instead of four: eleven processes then hold about 40 connections, which leaves room
 # on a PostgreSQL server (100 by default) that other test runs share.
-SYSTEM_ENV = {"SAGA_TOPIC_PARTITIONS": str(PARTITIONS), "SAGA_DEADLINE_SECONDS": "120", "SAGA_HANDLER_THREADS": "2"}
+SYSTEM_ENV = {"SAGA_TOPIC_PARTITIONS": str(PARTITIONS), "SAGA_DEADLINE_SECONDS": "120"}
 
 HOLDERS = [f"ext{h}" for h in range(6)]
 ORDERS_PER_HOLDER = 50

@@ -2,6 +2,7 @@
 import asyncio
 import json
 import threading
+import time
 import uuid
 
 import pytest
@@ -11,6 +12,7 @@ from sagaboard.kernel import broker as kafka
 from sagaboard.kernel import outbox
 from sagaboard.kernel.events import Event
 from sagaboard.kernel.models import OutboxMessage
+from tests.system import wait_until
 
 TOPIC = "outbox-test"
 SYSTEM_ENV = {"SAGA_DEADLINE_SECONDS": "20"}
@@ -76,19 +78,76 @@ def test_nothing_is_published_before_commit(broker, settings):
     assert row.published_at is not None and (row.partition, row.offset) == (after_commit[0].partition, after_commit[0].offset)
 
 
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_publish_after_commit_that_fails_is_kept_and_the_relay_publishes_it(broker, settings):
+    """The publisher of the writing process cannot reach the broker (its producer is closed): the
+    committed row stays unpublished and first in the publisher's line, and the relay publishes it
+    once it is older than its grace period. Nothing is lost, nothing published twice here."""
+    settings.KAFKA_BOOTSTRAP_SERVERS = broker
+    settings.SAGA_TOPIC = f"{TOPIC}-{uuid.uuid4().hex[:6]}"
+    event = Event(eventType="OrderCreated", orderId=2, source="order", payload={"holderId": "a", "currencyId": "1", "amount": 1}, deadline=1)
+
+    def write():
+        with transaction.atomic(using="order"):
+            outbox.emit("order", event)
+
+    async def scenario():
+        from concurrent.futures import ThreadPoolExecutor
+
+        stopping = asyncio.Event()
+        await kafka.ensure_topic(stopping)
+        producer, dead = kafka.producer(), kafka.producer()
+        consumer = kafka.consumer(f"g-{uuid.uuid4().hex[:6]}", session_timeout_ms=2000, heartbeat_interval_ms=300)
+        for client in (producer, dead, consumer):
+            await client.start()
+        await dead.stop()  # every send now fails
+        thread = ThreadPoolExecutor(1)
+        publisher = outbox.Publisher(dead, settings.SAGA_TOPIC, thread)
+        outbox.install(publisher)
+        publishing = asyncio.create_task(publisher.run(stopping))
+        await asyncio.sleep(0.1)
+        await asyncio.get_running_loop().run_in_executor(thread, write)
+        await asyncio.sleep(1.0)
+        held = [row.event_id for _, row in publisher.queue]
+        unpublished = await asyncio.get_running_loop().run_in_executor(
+            thread, lambda: OutboxMessage.objects.using("order").filter(published_at__isnull=True).count())
+        relay = outbox.Relay("order", producer, settings.SAGA_TOPIC, 0.5, thread)
+        published = await relay.publish_pending(grace_seconds=0.5)
+        got = await read_all(consumer, 1, 10)
+        stopping.set()
+        await publishing
+        outbox.install(None)
+        for client in (consumer, producer):
+            await client.stop()
+        thread.submit(connections.close_all).result()
+        thread.shutdown()
+        return held, unpublished, published, got
+
+    held, unpublished, published, got = asyncio.run(scenario())
+    assert [str(e) for e in held] == [event.eventId] and unpublished == 1
+    assert published == 1
+    assert [json.loads(r.value)["eventId"] for r in got] == [event.eventId]
+    assert OutboxMessage.objects.using("order").get(event_id=event.eventId).published_at is not None
+
+
 @pytest.mark.system
-def test_events_left_in_the_outbox_are_published_on_restart_in_order(system):
-    """The order service's relay is down: orders placed meanwhile wait in its outbox, and leave in
-    the order they were written when it starts again."""
+def test_the_web_publishes_what_it_commits_and_leftovers_leave_in_order_on_restart(system):
+    """The web process publishes an order's OrderCreated right after its commit: with the order
+    service (the order database's relay) stopped, the exchange still exchanges it. Rows committed
+    and never published (as a web process that died after its commit leaves them: here, orders
+    placed from a shell, which has no publisher) leave in the order they were written when the
+    order service's relay starts."""
     system.grant("outbox", 1000)
     system.stop_service("order")
-    ids = [system.order("outbox", 100)["id"] for _ in range(5)]
-    import time
-
-    time.sleep(1.0)
-    assert all(system.event_types(oid) == [] for oid in ids), "nothing was published while the relay was down"
+    first = system.order("outbox", 100)["id"]
+    wait_until(lambda: first in [e["orderId"] for e in system.get("/exchanges")], 15, 0.1, "the exchange to exchange it")
+    placed = system.manage("shell", "--no-imports", "-c", "from services.order.services import place_order; "
+                           "print(*[place_order(holder_id='outbox', currency_id='1', amount=100).id for _ in range(5)])")
+    ids = [int(i) for i in placed.split()]
+    time.sleep(1.5)
+    assert all(system.event_types(oid) == [] for oid in ids), "nobody published the shell's rows"
     system.start_service("order")
-    orders = [system.settled(oid) for oid in ids]
+    orders = [system.settled(oid) for oid in [first, *ids]]
     assert {o["status"] for o in orders} == {"APPROVED"}
     created = [e for e in system.get("/events", type="OrderCreated") if e["orderId"] in ids]
     assert sorted(e["orderId"] for e in created) == ids
@@ -97,4 +156,4 @@ def test_events_left_in_the_outbox_are_published_on_restart_in_order(system):
         by_partition.setdefault(e["partition"], []).append((e["offset"], e["orderId"]))
     for rows in by_partition.values():  # within a partition, the offsets follow the writing order
         assert [oid for _, oid in sorted(rows)] == sorted(oid for _, oid in rows)
-    assert system.balance("outbox") == 500
+    assert system.balance("outbox") == 400

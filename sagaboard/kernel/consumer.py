@@ -1,231 +1,132 @@
-"""The consumer loop every service runs, and the one-line way a service declares its handlers.
+"""The runtime of one service process: it consumes the saga topic and applies records in batches.
 
-    service = Service("exchange")
+It is made of small parts, each with one job:
 
-    @service.handles("OrderCreated", before=apply_seed_delays)
-    def exchange_order(event, ctx): ...
+- `Parking` (here): an idle consumer stops fetching until a doorbell rings (doorbell.py);
+- the fetch loop (here): records in, parsed once, into lanes, offsets noted;
+- `Lanes` (lanes.py): one FIFO per order id, so an order's events apply in order;
+- `apply_batch` (batch.py): a batch of lanes' front records in one transaction;
+- `OffsetTracker` (offsets.py): what may be committed, committed after the database commit;
+- `Publisher` and `Relay` (outbox.py): the events a batch emitted, published right after its commit;
+- `Membership` (membership.py): heartbeats and the partition leases.
 
-A handler runs inside one database transaction of its service together with the inbox record of
-the event, and the outbox rows of the events it emits (`ctx.emit`). Offsets are committed to Kafka
-only after that transaction commits: at-least-once delivery, exactly-once effect. A handler
-returns None when it applied the event, or `ignored(reason)` / `dropped(reason)` to say why not.
-`before` is a coroutine run before the transaction (for delays) and may return `dropped(...)` too.
+Delivery is at least once and the effect exactly once (DESIGN.md section 5): offsets are committed
+only after the batch's transaction commits, and the inbox makes a redelivered event a no-op.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import traceback
-from collections import deque
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Callable
 
-from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, close_old_connections, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 
-from . import broker, faults, outbox
+from . import broker, doorbell, faults, outbox
+from .batch import Delivery
 from .events import Event, InvalidEvent
-from .leases import PartitionLeases
-from .models import DeadLetter, InboxRecord, ProcessHeartbeat
+from .lanes import Lanes
+from .membership import Membership
+from .offsets import OffsetTracker
+from .service import Service  # noqa: F401  (services import the handler API from kernel.service)
 
 log = logging.getLogger(__name__)
 COMMIT_TIMEOUT_SECONDS = 5.0
 TOPIC_RECHECK_SECONDS = 3.0
+BATCH_LIMIT = 500  # deliveries in one transaction
+MAX_IN_FLIGHT = 5000  # deliveries received and not finished before the fetch loop waits
+COMMIT_EVERY_SECONDS = 0.05  # offsets are committed at most this often while busy (always when idle)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    kind: str
-    reason: str = ""
+class Parking:
+    """When an idle consumer stops fetching, and what wakes it (sagaboard/kernel/doorbell.py).
 
+    With the embedded broker, a consumer that has received nothing for SAGA_IDLE_AFTER_MS parks:
+    its partitions are paused, so it sends no fetch at all, until a doorbell rings (another
+    Sagaboard process published), its partitions change, or SAGA_IDLE_POLL_MS passes (a look for
+    anything published by a process that cannot ring it). Then it fetches with the short
+    SAGA_KAFKA_FETCH_MAX_WAIT_MS again. With an external Kafka it never parks: the broker's long
+    poll (fetch_max_wait_ms) answers as soon as a record arrives, as Kafka documents."""
 
-APPLIED = Outcome(InboxRecord.APPLIED)
+    def __init__(self, name: str, enabled: bool):
+        self.enabled = enabled
+        self.bell = doorbell.Doorbell(doorbell.directory(settings.SAGA_DATA_DIR), name) if enabled else None
+        self.last_activity = time.monotonic()
+        self.parked = 0  # how often it parked (for the heartbeat and the tests)
+        self.changed = asyncio.Event()
 
+    def open(self) -> None:
+        if self.bell is not None:
+            self.bell.open()
 
-def ignored(reason: str) -> Outcome:
-    """The event is valid but changes nothing here (late, duplicate in meaning, after a terminal state)."""
-    return Outcome(InboxRecord.IGNORED, reason)
+    def close(self) -> None:
+        if self.bell is not None:
+            self.bell.close()
 
+    def active(self) -> None:
+        self.last_activity = time.monotonic()
 
-def dropped(reason: str) -> Outcome:
-    """A forward step refused an expired event."""
-    return Outcome(InboxRecord.DROPPED, reason)
+    def should_park(self) -> bool:
+        if not self.enabled:
+            return False
+        if time.monotonic() - self.last_activity < settings.SAGA_IDLE_AFTER_MS / 1000:
+            return False
+        if self.bell.drain():  # something was published since: one more look first
+            self.active()
+            return False
+        return True
 
-
-class Abort(Exception):
-    """Raised inside a handler to roll its effects back and record `outcome` instead, e.g. when
-    the expiry re-check just before commit finds the deadline passed."""
-
-    def __init__(self, outcome: Outcome):
-        super().__init__(outcome.reason)
-        self.outcome = outcome
-
-
-@dataclass(frozen=True)
-class Handler:
-    fn: Callable
-    before: Callable | None = None
-
-
-class Context:
-    """What a handler may do besides touching its own models: emit events of the same saga."""
-
-    def __init__(self, service: Service, event: Event):
-        self.service = service
-        self.event = event
-        self.emitted: list[Event] = []
-
-    @property
-    def using(self) -> str:
-        return self.service.name
-
-    def emit(self, event_type: str, payload: dict) -> Event:
-        event = outbox.emit(self.using, self.event.caused(event_type, self.service.name, payload))
-        self.emitted.append(event)
-        return event
-
-
-class Service:
-    """A saga participant: a name (also its database alias and its offsets' group) and its handlers."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.handlers: dict[str, Handler] = {}
-        self.background: list[Callable] = []
-
-    def handles(self, *event_types: str, before: Callable | None = None):
-        def register(fn):
-            for event_type in event_types:
-                self.handlers[event_type] = Handler(fn, before)
-            return fn
-
-        return register
-
-    def task(self, fn):
-        """Register a coroutine `fn(runtime)` that runs beside the consumer (the deadline timer)."""
-        self.background.append(fn)
-        return fn
-
-    # --- one record: accept (parse, route, dedupe), then apply in one transaction ---------------
-    def dead_letter(self, record, error: str) -> None:
-        DeadLetter.objects.using(self.name).create(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            headers=[[k, v.decode("utf-8", "replace")] for k, v in (record.headers or ())],
-            error=error,
-        )
-        log.warning("%s dead-lettered %s[%s]@%s: %s", self.name, record.topic, record.partition, record.offset, error)
-
-    def accept(self, record) -> tuple[Event, Handler] | None:
-        """The event and its handler, or None when it is not ours, already applied, or invalid
-        (then it is in the dead-letter store)."""
-        try:
-            event = Event.from_bytes(record.value, settings.SAGA_MAX_EVENT_BYTES)
-        except InvalidEvent as exc:
-            self.dead_letter(record, str(exc))
-            return None
-        handler = self.handlers.get(event.eventType)
-        if handler is None or InboxRecord.objects.using(self.name).filter(event_id=event.eventId).exists():
-            return None
-        return event, handler
-
-    def _record(self, event: Event, outcome: Outcome, partition, offset) -> None:
-        InboxRecord.objects.using(self.name).create(
-            event_id=event.eventId,
-            event_type=event.eventType,
-            order_id=event.orderId,
-            outcome=outcome.kind,
-            reason=outcome.reason[:255],
-            partition=partition,
-            offset=offset,
-        )
-
-    def apply(self, handler: Handler, event: Event, outcome: Outcome | None = None, partition=None, offset=None) -> list[Event]:
-        """Run the handler (unless `before` already decided the outcome) in one transaction with
-        its inbox record and outbox rows; returns the events it emitted."""
-        ctx = Context(self, event)
-        try:
-            try:
-                with transaction.atomic(using=self.name):
-                    if outcome is None:
-                        outcome = handler.fn(event, ctx) or APPLIED
-                    faults.crash_point("handler_mid")
-                    self._record(event, outcome, partition, offset)
-            except Abort as abort:
-                outcome, ctx.emitted = abort.outcome, []
-                with transaction.atomic(using=self.name):
-                    self._record(event, outcome, partition, offset)
-        except IntegrityError:
-            if InboxRecord.objects.using(self.name).filter(event_id=event.eventId).exists():
-                return []  # another process of this service applied it meanwhile
-            raise
-        if outcome.kind != InboxRecord.APPLIED:
-            log.info("%s %s %s of order %s: %s", self.name, outcome.kind, event.eventType, event.orderId, outcome.reason)
-        faults.crash_point("handler_after_commit")
-        return ctx.emitted
-
-
-class PartitionProgress:
-    """Offsets of one partition handed to lanes; the committable offset is the lowest unfinished."""
-
-    def __init__(self):
-        self.pending: set[int] = set()
-        self.high = 0  # one past the highest offset received
-        self.committed = -1
-
-    def committable(self) -> int:
-        return min(self.pending) if self.pending else self.high
+    async def wait(self, stopping: asyncio.Event) -> None:
+        """Parked (or without partitions): until the bell rings, the partitions change, a stop, or
+        the safety look is due."""
+        self.parked += 1
+        self.changed.clear()
+        seconds = settings.SAGA_IDLE_POLL_MS / 1000
+        bell = asyncio.ensure_future(self.bell.wait(seconds) if self.bell is not None else asyncio.sleep(min(seconds, 0.2)))
+        others = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(self.changed.wait())]
+        await asyncio.wait({bell, *others}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (bell, *others):
+            waiter.cancel()
+        self.active()
 
 
 class Runtime:
-    """One running process of a service: consumer, outbox relay, background tasks, heartbeat.
+    """One running process of a service: fetch loop, batch loop, publisher, relay, membership."""
 
-    Records are handled in lanes, one per Kafka key (order id): the events of one order are
-    applied in order, while a slow order (the seed's delays) never holds up the others. Offsets
-    are committed up to the lowest record not yet finished in each partition.
-    """
-
-    HANDLER_ATTEMPTS = 3
-    MAX_IN_FLIGHT = 2000
-
-    def __init__(self, service: Service):
+    def __init__(self, service):
         self.service = service
         faults.service = service.name
         self.stopping = asyncio.Event()
-        self.db_threads = ThreadPoolExecutor(settings.SAGA_HANDLER_THREADS, thread_name_prefix=f"{service.name}-db")
+        self.db_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{service.name}-db")
         self.io_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{service.name}-io")
         self.consumer = None
+        self.publisher: outbox.Publisher | None = None
         self.relay: outbox.Relay | None = None
+        self.membership: Membership | None = None
         self.handled = 0
         self.started_at = timezone.now()
-        self.lanes: dict[bytes, deque] = {}
-        self.lane_tasks: set[asyncio.Task] = set()
-        self.progress: dict = {}
+        self.lanes: Lanes[Delivery] = Lanes(key=lambda d: d.key, must_wait=Delivery.must_wait)
+        self.offsets = OffsetTracker()
         self.in_flight = 0
-        self.room = asyncio.Event()
+        self.work = asyncio.Event()  # lanes may have something to take
+        self.room = asyncio.Event()  # the fetch loop may take more
+        self.befores: set[asyncio.Task] = set()
+        self.committed_at = 0.0
         self.topic_checked_at = 0.0
-        self.leases: PartitionLeases | None = None
-        self.partitions_changed = asyncio.Event()
+        self.parking = Parking(service.name, settings.SAGA_EMBEDDED_BROKER and settings.SAGA_IDLE_AFTER_MS > 0)
+        self.ringer = doorbell.Ringer(doorbell.directory(settings.SAGA_DATA_DIR))
 
     async def in_io_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.io_thread, fn, *args)
 
     async def in_db_thread(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.db_threads, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
 
-    def wake_relay(self) -> None:
-        if self.relay is not None:
-            self.relay.wake.set()
-
+    # --- lifecycle -----------------------------------------------------------------------------------
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -233,37 +134,45 @@ class Runtime:
         producer = broker.producer()
         if not await broker.start_with_retry(producer, "producer", self.stopping):
             return
+        self.parking.open()
         try:
             await broker.ensure_topic(self.stopping)
+            self.publisher = outbox.Publisher(producer, settings.SAGA_TOPIC, self.io_thread, ring=self.ringer.ring)
+            outbox.install(self.publisher)
             self.relay = outbox.Relay(self.service.name, producer, settings.SAGA_TOPIC, settings.SAGA_OUTBOX_POLL_MS / 1000,
-                                      self.io_thread, on_failure=self.recover_topic)
+                                      self.io_thread, on_failure=self.recover_topic, ring=self.ringer.ring)
             self.consumer = broker.consumer(f"sagaboard.{self.service.name}", subscribe=False)
             if not await broker.start_with_retry(self.consumer, "consumer", self.stopping):
                 return
-            self.leases = PartitionLeases(self.service.name, outbox.process_name(), settings.SAGA_PARTITION_LEASE_SECONDS)
+            self.membership = Membership(self, self.service.name, outbox.process_name())
+            publishing = asyncio.create_task(self.publisher.run(self.stopping), name="publisher")
             tasks = [
                 asyncio.create_task(self.relay.run(self.stopping), name="relay"),
-                asyncio.create_task(self.heartbeat(), name="heartbeat"),  # also claims the partitions
+                asyncio.create_task(self.membership.run(), name="membership"),  # also claims the partitions
             ]
             try:
                 log.info("%s started: topic %s, group sagaboard.%s", self.service.name, settings.SAGA_TOPIC, self.service.name)
                 tasks += [asyncio.create_task(fn(self), name=fn.__name__) for fn in self.service.background]
-                await self.consume()
+                batching = asyncio.create_task(self.batch_loop(), name="batches")
+                await self.fetch_loop()
+                try:  # the batch under way finishes (its records are otherwise redelivered)
+                    await asyncio.wait_for(batching, 10)
+                except TimeoutError:
+                    log.warning("%s: a batch was still running at stop; its records are redelivered", self.service.name)
             finally:
                 self.stopping.set()
-                # Records queued for a database thread but not started stay unacknowledged (they
-                # are redelivered): with a backlog, finishing them all outlasted supervisord's
-                # stop timeout and the process was SIGKILLed (found by the soak).
-                self.db_threads.shutdown(wait=False, cancel_futures=True)
-                if self.lane_tasks:
-                    await asyncio.wait(self.lane_tasks, timeout=10)
-                await self.commit_progress()
+                for task in self.befores:
+                    task.cancel()
+                await self.commit_offsets()
                 await asyncio.gather(*tasks, return_exceptions=True)
-                await self.in_io_thread(self.leases.release_all)  # its peers take the partitions at once
+                await asyncio.gather(publishing, return_exceptions=True)
+                await self.membership.leave()  # its peers take the partitions at once
                 await self.consumer.stop()
         finally:
+            outbox.install(None)
+            self.parking.close()
             await producer.stop()
-            self.db_threads.shutdown(wait=False, cancel_futures=True)
+            self.db_thread.shutdown(wait=False, cancel_futures=True)
             self.io_thread.shutdown(wait=True)
             log.info("%s stopped", self.service.name)
 
@@ -271,79 +180,170 @@ class Runtime:
         log.info("%s stopping", self.service.name)
         faults.shutting_down.set()
         self.stopping.set()
+        self.work.set()
+        self.room.set()
 
-    async def consume(self) -> None:
+    # --- records in ----------------------------------------------------------------------------------
+    async def fetch_loop(self) -> None:
+        wait_ms = settings.SAGA_KAFKA_FETCH_MAX_WAIT_MS
         while not self.stopping.is_set():
-            if self.in_flight >= self.MAX_IN_FLIGHT:
+            if self.in_flight >= MAX_IN_FLIGHT:
                 self.room.clear()
-                try:
-                    await asyncio.wait_for(self.room.wait(), 0.2)
-                except TimeoutError:
-                    pass
-            elif not self.consumer.assignment():  # no partition (yet): its peers hold them all
-                try:
-                    await asyncio.wait_for(self.partitions_changed.wait(), 0.2)
-                except TimeoutError:
-                    pass
-                self.partitions_changed.clear()
-            else:
-                batches = await self.consumer.getmany(timeout_ms=200, max_records=500)
-                for tp, records in batches.items():
-                    progress = self.progress.setdefault(tp, PartitionProgress())
-                    if records and records[0].offset < progress.high:
-                        # offsets went back: the broker lost the partition and started it anew
-                        log.warning("%s: %s restarted at offset %s", self.service.name, tp, records[0].offset)
-                        progress.committed = -1
-                    for record in records:
-                        progress.pending.add(record.offset)
-                        progress.high = record.offset + 1
-                        self.dispatch(tp, record)
-            await self.commit_progress()
+                await self.room.wait()
+                continue
+            assigned = self.consumer.assignment()
+            if not assigned or self.parking.should_park():
+                if assigned:
+                    self.consumer.pause(*assigned)
+                await self.parking.wait(self.stopping)
+                if self.consumer.assignment():
+                    self.consumer.resume(*self.consumer.assignment())
+                continue
+            batches = await self.consumer.getmany(timeout_ms=max(100, 2 * wait_ms), max_records=1000)
+            if batches:
+                self.parking.active()
+                self.ingest(batches)
 
-    def dispatch(self, tp, record) -> None:
-        self.in_flight += 1
-        lane = self.lanes.get(record.key)
-        if lane is not None:
-            lane.append((tp, record))
-            return
-        lane = self.lanes[record.key] = deque([(tp, record)])
-        task = asyncio.create_task(self.run_lane(record.key, lane))
-        self.lane_tasks.add(task)
-        task.add_done_callback(self.lane_tasks.discard)
+    def ingest(self, batches) -> None:
+        """Parse each record once, note its offset, and put it in its lane (or finish it now)."""
+        skips, lanes, offsets = self.service.skips, self.lanes, self.offsets
+        added = False
+        for tp, records in batches.items():
+            for record in records:
+                if not offsets.received(tp, record.offset):
+                    log.warning("%s: %s restarted at offset %s", self.service.name, tp, record.offset)
+                kind = next((v for k, v in record.headers or () if k == "type"), None)
+                if skips(kind):
+                    offsets.finished(tp, record.offset)
+                    self.handled += 1
+                    continue
+                delivery = self.deliver(tp, record)
+                if delivery is None:
+                    offsets.finished(tp, record.offset)
+                    self.handled += 1
+                    continue
+                lanes.add(delivery)
+                self.in_flight += 1
+                added = True
+        if added:
+            self.work.set()
 
-    async def run_lane(self, key, lane: deque) -> None:
+    def deliver(self, tp, record) -> Delivery | None:
+        """The delivery of a record, or None when it is none of this service's business."""
         try:
-            while lane and not self.stopping.is_set():
-                tp, record = lane[0]
-                try:
-                    emitted = await self.process_with_retry(record)
-                except faults.ShuttingDown:
-                    return
-                lane.popleft()
-                self.in_flight -= 1
-                self.room.set()
-                progress = self.progress.get(tp)
-                if progress is not None:  # None: the partition went to a peer meanwhile
-                    progress.pending.discard(record.offset)
-                if emitted:
-                    self.wake_relay()
-        finally:
-            if self.lanes.get(key) is lane:
-                del self.lanes[key]
+            event = Event.from_bytes(record.value, settings.SAGA_MAX_EVENT_BYTES)
+        except InvalidEvent as exc:
+            return Delivery(tp, record, error=str(exc))  # dead-lettered by the next batch
+        handler = self.service.handlers.get(event.eventType)
+        if handler is None and not self.service.records_everything:
+            return None
+        return Delivery(tp, record, event=event, handler=handler)
 
-    async def commit_progress(self) -> None:
-        offsets = {}
-        for tp, progress in self.progress.items():
-            target = progress.committable()
-            if target > progress.committed and tp in self.consumer.assignment():
-                offsets[tp] = target
+    def forget_partition(self, tp) -> None:
+        """The partition went to a peer: drop its records not yet applied (the peer reads them)."""
+        dropped = self.lanes.drop_partition(lambda d: d.tp == tp)
+        self.in_flight -= dropped
+        self.room.set()
+
+    def partitions_changed(self) -> None:
+        self.parking.changed.set()
+
+    # --- batches -------------------------------------------------------------------------------------
+    async def batch_loop(self) -> None:
+        while not self.stopping.is_set():
+            self.start_befores()
+            if self.befores:
+                await asyncio.sleep(0)  # a `before` that does not wait (most orders) finishes now
+            batch = self.lanes.take(BATCH_LIMIT)
+            if not batch:
+                await self.commit_offsets()
+                self.work.clear()
+                try:
+                    await asyncio.wait_for(self.work.wait(), 1.0)
+                except TimeoutError:
+                    pass
+                continue
+            await self.apply(batch)
+            if time.monotonic() - self.committed_at >= COMMIT_EVERY_SECONDS:
+                await self.commit_offsets()
+
+    def start_befores(self) -> None:
+        """Run the `before` step of each lane's front delivery that needs one; its lane is held."""
+        for delivery in self.lanes.waiting():
+            self.lanes.hold(delivery.key)
+            task = asyncio.create_task(self.run_before(delivery))
+            self.befores.add(task)
+            task.add_done_callback(self.befores.discard)
+
+    async def run_before(self, delivery: Delivery) -> None:
+        try:
+            delivery.outcome = await delivery.handler.before(delivery.event)
+        except faults.ShuttingDown:
+            return  # the lane stays held; the record is redelivered after the restart
+        except Exception:
+            log.exception("%s: the before step of %s failed; the handler decides", self.service.name, delivery.event.eventType)
+        delivery.before_done = True
+        self.lanes.release(delivery.key)
+        self.work.set()
+
+    async def apply(self, batch: list[Delivery]) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = await self.in_db_thread(self.service.apply_batch, batch)
+                break
+            except (OperationalError, InterfaceError) as exc:  # locked or gone: the whole batch again
+                if self.stopping.is_set():
+                    return
+                await self.in_db_thread(close_old_connections)
+                log.warning("%s database error, retrying a batch of %s: %s", self.service.name, len(batch), exc)
+                await asyncio.sleep(min(0.1 * attempt, 2.0))
+            except RuntimeError:
+                if self.stopping.is_set():
+                    return  # the database thread was shut down: the batch is redelivered later
+                raise
+        faults.crash_point("handler_after_commit")
+        if result.emitted:
+            self.publisher.submit(self.service.name, result.emitted)
+        for delivery, outcome in result.not_applied:
+            log.info("%s %s %s of order %s: %s", self.service.name, outcome.kind, delivery.event.eventType,
+                     delivery.event.orderId, outcome.reason)
+        for delivery in result.finished:
+            self.offsets.finished(delivery.tp, delivery.record.offset)
+        self.handled += len(result.finished)
+        self.in_flight -= len(result.finished)
+        self.room.set()
+        if result.failed:
+            self.retry(result.failed, result.deferred)
+
+    def retry(self, failed: list[Delivery], deferred: list[Delivery]) -> None:
+        """Failed deliveries go back first in their lanes, which wait a little before trying again
+        (the last attempt dead-letters the event: batch.MAX_ATTEMPTS)."""
+        for delivery in failed:
+            delivery.attempts += 1
+            log.error("%s handler failed (attempt %s) on %s of order %s:\n%s", self.service.name, delivery.attempts,
+                      delivery.event.eventType, delivery.event.orderId, delivery.last_error)
+        self.lanes.put_back(failed + deferred)
+        loop = asyncio.get_running_loop()
+        for delivery in failed:
+            self.lanes.hold(delivery.key)
+            loop.call_later(0.05 * delivery.attempts, self._release, delivery.key)
+
+    def _release(self, key) -> None:
+        self.lanes.release(key)
+        self.work.set()
+
+    # --- offsets -------------------------------------------------------------------------------------
+    async def commit_offsets(self) -> None:
+        offsets = self.offsets.to_commit(self.consumer.assignment())
         if not offsets:
             return
+        self.committed_at = time.monotonic()
         try:
             # aiokafka retries a commit on an unknown topic forever: bound it
             await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
-            for tp, target in offsets.items():
-                self.progress[tp].committed = target
+            self.offsets.committed(offsets)
         except (CommitFailedError, KafkaError, TimeoutError) as exc:
             # partitions moved to another process (it redelivers, the inbox dedupes), or the
             # broker lost the topic (the embedded one keeps nothing across a restart)
@@ -361,109 +361,3 @@ class Runtime:
         except Exception as exc:
             log.warning("%s could not check the topic: %r", self.service.name, exc)
 
-    async def process_with_retry(self, record) -> list[Event]:
-        """Transient database errors are retried until they pass; a handler that keeps failing
-        for another reason dead-letters the event so its order is not blocked forever."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                accepted = await self.in_db_thread(self.service.accept, record)
-                if accepted is None:  # finished in accept: a duplicate, a dead letter, the monitor's record
-                    self.handled += 1
-                    return []
-                event, handler = accepted
-                outcome = await handler.before(event) if handler.before else None
-                emitted = await self.in_db_thread(self.service.apply, handler, event, outcome, record.partition, record.offset)
-                self.handled += 1
-                return emitted
-            except faults.ShuttingDown:
-                raise
-            except (OperationalError, InterfaceError) as exc:
-                await self.in_db_thread(close_old_connections)
-                log.warning("%s database error, retrying: %s", self.service.name, exc)
-                await faults.sleep(min(0.1 * attempt, 2.0))
-            except Exception:
-                if self.stopping.is_set():
-                    raise faults.ShuttingDown()  # its database thread was shut down: redelivered later
-                if attempt < self.HANDLER_ATTEMPTS:
-                    log.exception("%s handler failed (attempt %s)", self.service.name, attempt)
-                    await faults.sleep(0.05 * attempt)
-                    continue
-                await self.in_db_thread(self.service.dead_letter, record, "handler failed: " + traceback.format_exc(limit=5))
-                return []
-    async def heartbeat(self) -> None:
-        """Every second (a third of a lease if that is shorter): report this process (its row
-        also counts it in for its peers' shares of the partitions), renew and adjust its share of
-        the partitions, and notice a broker that lost the topic."""
-        name = outbox.process_name()
-        while not self.stopping.is_set():
-            assignment = sorted(tp.partition for tp in self.consumer.assignment())
-            lag = 0
-            for tp in self.consumer.assignment():
-                high = self.consumer.highwater(tp)
-                try:
-                    position = await asyncio.wait_for(self.consumer.position(tp), 1.0) if high is not None else None
-                except Exception:
-                    position = None
-                if high is not None and position is not None:
-                    lag += max(0, high - position)
-            values = dict(
-                service=self.service.name, pid=os.getpid(), started_at=self.started_at, seen_at=timezone.now(),
-                assignment=assignment, lag=lag, handled=self.handled,
-            )
-            try:
-                await self.in_io_thread(
-                    lambda: ProcessHeartbeat.objects.using(self.service.name).update_or_create(process=name, defaults=values)
-                )
-                await self.rebalance()
-                await self.notice_a_lost_log()
-            except Exception:
-                log.exception("heartbeat failed")
-            try:
-                await asyncio.wait_for(self.stopping.wait(), min(1.0, settings.SAGA_PARTITION_LEASE_SECONDS / 3))
-            except TimeoutError:
-                pass
-        await self.in_io_thread(lambda: ProcessHeartbeat.objects.using(self.service.name).filter(process=name).delete())
-
-    async def notice_a_lost_log(self) -> None:
-        """The embedded broker keeps nothing across a restart: the topic comes back empty, its
-        offsets start again from 0, and the group's committed offsets are gone. A partition this
-        process has committed on whose committed offset is gone is read again from its (new)
-        beginning, so nothing published since the restart is missed (only the broker can lose it:
-        this process holds the partition's lease). A real Kafka could also drop the offset of a
-        partition idle for longer than its offsets.retention.minutes (7 days by default); the
-        partition is then read again and every event ignored by the inbox."""
-        for tp in self.consumer.assignment():
-            progress = self.progress.get(tp)
-            if progress is None or progress.committed <= 0:
-                continue
-            if await asyncio.wait_for(self.consumer.committed(tp), COMMIT_TIMEOUT_SECONDS) is None:
-                log.warning("%s: the committed offset of %s is gone (broker restarted); reading it from the start",
-                            self.service.name, tp)
-                progress.committed = -1
-                progress.high = 0
-                await self.consumer.seek_to_beginning(tp)
-
-    async def rebalance(self) -> None:
-        """Consume the partitions this process holds leases on (sagaboard/kernel/leases.py)."""
-        partitions = self.consumer.partitions_for_topic(settings.SAGA_TOPIC)
-        if not partitions:
-            await self.consumer.topics()  # not in the metadata yet (or the broker lost the topic)
-            return
-        keep, surplus = await self.in_io_thread(self.leases.claim, len(partitions))
-        current = {tp.partition for tp in self.consumer.assignment()}
-        if keep == current and not surplus:
-            return
-        await self.commit_progress()  # hand over where this process got to
-        for tp in list(self.progress):
-            if tp.partition in keep:
-                # assign() sends every partition back to its committed offset
-                self.progress[tp].high = max(self.progress[tp].committed, 0)
-            else:
-                del self.progress[tp]
-        self.consumer.assign([TopicPartition(settings.SAGA_TOPIC, p) for p in sorted(keep)])
-        if surplus:
-            await self.in_io_thread(self.leases.release, surplus)
-        log.info("%s consumes partitions %s", self.service.name, sorted(keep))
-        self.partitions_changed.set()

@@ -1,9 +1,22 @@
 """Transactional outbox: write an event with the state change, publish it after the commit.
 
-`emit()` only inserts a row in the caller's transaction, so nothing can leave before that
-transaction commits. The relay reads committed rows in id order, publishes them, waits for the
-broker's acknowledgement and only then marks them published: a crash in between publishes them
-again on restart (duplicates are harmless, the inboxes drop them); nothing is lost.
+Nothing leaves before its transaction commits: `emit()` and the batches (sagaboard/kernel/batch.py)
+only insert rows in the caller's transaction. Then two parts publish them:
+
+- the **publisher** of the process that wrote them, right after the commit (a service after each
+  batch, the deadline timer, the web process after a POST): it sends the rows in the order they
+  were written, waits for the broker's acknowledgement, marks them published and rings the
+  doorbells of idle consumers (sagaboard/kernel/doorbell.py). So neither latency nor idle CPU
+  depends on a poll interval.
+- the **relay** of each service, the crash-safe fallback: rows still unpublished SAGA_OUTBOX_POLL_MS
+  after they were written (their writer crashed between commit and publish, or could not reach
+  the broker) are published by the one process of the service that holds the database's "relay"
+  lease, in id order; at start-up it publishes every leftover at once.
+
+A crash after the send and before the mark publishes a row twice; the inboxes drop the second
+copy (DESIGN.md section 5). Within a process, rows leave in the order written; a leftover that the
+relay publishes after a crash may follow newer events of the same order, which the safe policy's
+tombstones and terminal states make harmless (README, "What the safe policy does").
 """
 from __future__ import annotations
 
@@ -12,7 +25,10 @@ import logging
 import os
 import socket
 import time
+from collections import deque
+from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from . import faults, leases
@@ -23,38 +39,170 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 3.0
 BATCH = 500
+RETRY_SECONDS = 0.5
 
-
-def emit(using: str, event: Event) -> Event:
-    """Queue `event` for publication; call inside the transaction that makes it true."""
-    OutboxMessage.objects.using(using).create(
-        event_id=event.eventId,
-        event_type=event.eventType,
-        order_id=event.orderId,
-        key=event.key.decode(),
-        body=event.to_bytes(),
-    )
-    return event
+# The publisher of this process, if it has one (set by the service runtime or the web process):
+# emit() hands it the rows it wrote when their transaction commits.
+_publisher: Publisher | None = None
 
 
 def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class Relay:
-    """Publishes one database's outbox. Several processes may run one; a lease picks the publisher."""
+def emit(using: str, event: Event) -> Event:
+    """Queue `event` for publication; call inside the transaction that makes it true. Once that
+    transaction commits, this process's publisher sends it (or the relay does, later)."""
+    row = OutboxMessage.objects.using(using).create(
+        event_id=event.eventId,
+        event_type=event.eventType,
+        order_id=event.orderId,
+        key=event.key.decode(),
+        body=event.to_bytes(),
+    )
+    transaction.on_commit(lambda: after_commit(using, [row]), using=using)
+    return event
 
-    def __init__(self, using: str, producer, topic: str, poll_seconds: float, executor, on_failure=None):
+
+def after_commit(using: str, rows: list[OutboxMessage]) -> None:
+    """Hand committed rows to this process's publisher (from any thread); without one, the relay
+    of the service that owns `using` publishes them later."""
+    if _publisher is not None and rows:
+        _publisher.submit(using, rows)
+
+
+def install(publisher: Publisher | None) -> None:
+    """Make `publisher` the one emit() and after_commit() hand rows to (None: none)."""
+    global _publisher
+    _publisher = publisher
+
+
+async def _send(producer, topic: str, row: OutboxMessage):
+    """Queue one row for sending (twice, if fault injection says so); the future of its first ack."""
+    headers = [("type", row.event_type.encode())]
+    ack = await producer.send(topic, value=bytes(row.body), key=row.key.encode(), headers=headers)
+    if faults.duplicate():
+        await producer.send(topic, value=bytes(row.body), key=row.key.encode(), headers=headers)
+    return ack
+
+
+async def publish(producer, topic: str, rows: list[OutboxMessage]) -> None:
+    """Send `rows` in order and wait for every acknowledgement; note each row's partition and offset.
+
+    Raises KafkaError (or TimeoutError) when the broker did not take them."""
+    faults.crash_point("relay_before_publish")
+    acks = [await _send(producer, topic, row) for row in rows]  # each is queued before the next: in order
+    for row, meta in zip(rows, await asyncio.gather(*acks)):
+        row.partition, row.offset = meta.partition, meta.offset
+    faults.crash_point("relay_after_publish")
+
+
+def mark_published(using: str, rows: list[OutboxMessage]) -> None:
+    stamp = timezone.now()
+    for row in rows:
+        row.published_at = stamp
+    OutboxMessage.objects.using(using).bulk_update(rows, ["published_at", "partition", "offset"])
+
+
+class Publisher:
+    """Publishes the rows this process committed, right after each commit, in the order submitted.
+
+    `submit()` may be called from any thread (a Django view's, a database thread); the rows are
+    sent from the event loop the publisher runs on, marked published in `executor`, and the
+    doorbells rung (`ring`). A row the broker does not take is retried here until it is, while
+    the relay may publish it too after SAGA_OUTBOX_POLL_MS (a duplicate the inboxes drop)."""
+
+    def __init__(self, producer, topic: str, executor, ring=None):
+        self.producer = producer
+        self.topic = topic
+        self.executor = executor
+        self.ring = ring
+        self.queue: deque[tuple[str, OutboxMessage]] = deque()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.wake = asyncio.Event()
+        self.published = 0
+
+    def submit(self, using: str, rows: list[OutboxMessage]) -> None:
+        loop = self.loop
+        if loop is None:
+            return  # not running (yet, or any more): the relay publishes them
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._enqueue(using, rows)
+        else:
+            loop.call_soon_threadsafe(self._enqueue, using, rows)
+
+    def _enqueue(self, using: str, rows: list[OutboxMessage]) -> None:
+        self.queue.extend((using, row) for row in rows)
+        self.wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Publish until `stopping`, then what is queued (at most a few seconds more)."""
+        self.loop = asyncio.get_running_loop()
+        stop = asyncio.ensure_future(stopping.wait())
+        try:
+            while not stopping.is_set():
+                wake = asyncio.ensure_future(self.wake.wait())
+                await asyncio.wait({wake, stop}, return_when=asyncio.FIRST_COMPLETED)
+                wake.cancel()
+                self.wake.clear()
+                await self.drain(stopping)
+            await asyncio.wait_for(self.drain(), 5)
+        except TimeoutError:
+            log.warning("publisher stopped with %s rows unpublished; the relay publishes them", len(self.queue))
+        finally:
+            stop.cancel()
+            self.loop = None
+
+    async def drain(self, stopping: asyncio.Event | None = None) -> None:
+        """Publish what is queued; on a failure, try again until `stopping` (without it: once)."""
+        while self.queue:
+            taken = [self.queue.popleft() for _ in range(min(BATCH, len(self.queue)))]
+            rows = [row for _, row in taken]
+            try:
+                await publish(self.producer, self.topic, rows)
+            except Exception as exc:  # the broker did not take them: keep them first in line
+                self.queue.extendleft(reversed(taken))
+                log.warning("publishing %s events failed, retrying: %r", len(rows), exc)
+                if stopping is None:
+                    return
+                try:
+                    await asyncio.wait_for(stopping.wait(), RETRY_SECONDS)
+                    return
+                except TimeoutError:
+                    continue
+            if self.ring is not None:
+                self.ring()
+            by_database: dict[str, list[OutboxMessage]] = {}
+            for using, row in taken:
+                by_database.setdefault(using, []).append(row)
+            loop = asyncio.get_running_loop()
+            for using, mine in by_database.items():
+                await loop.run_in_executor(self.executor, mark_published, using, mine)
+            self.published += len(rows)
+
+
+class Relay:
+    """The crash-safe fallback for one database's outbox: publishes, in id order, the rows no
+    publisher marked within `grace_seconds` of their writing. Several processes may run one; the
+    database's "relay" lease picks the one that publishes."""
+
+    def __init__(self, using: str, producer, topic: str, poll_seconds: float, executor, on_failure=None, ring=None):
         self.using = using
         self.producer = producer
         self.topic = topic
         self.poll_seconds = poll_seconds
+        self.grace_seconds = poll_seconds
         self.executor = executor
         self.holder = process_name()
         self.lease_until = 0.0
         self.wake = asyncio.Event()
         self.published = 0
         self.on_failure = on_failure
+        self.ring = ring
 
     # --- database side (runs in the relay's thread) ---------------------------------------------
     def _hold_lease(self) -> bool:
@@ -67,63 +215,51 @@ class Relay:
         self.lease_until = now + LEASE_SECONDS
         return True
 
-    def _pending(self) -> list[OutboxMessage]:
+    def _pending(self, grace_seconds: float) -> list[OutboxMessage]:
         if not self._hold_lease():
             return []
-        return list(
-            OutboxMessage.objects.using(self.using)
-            .filter(published_at__isnull=True)
-            .order_by("id")
-            .only("id", "event_type", "key", "body")[:BATCH]
-        )
-
-    def _mark_published(self, rows: list[OutboxMessage]) -> None:
-        stamp = timezone.now()
-        for row in rows:
-            row.published_at = stamp
-        OutboxMessage.objects.using(self.using).bulk_update(rows, ["published_at", "partition", "offset"])
+        rows = OutboxMessage.objects.using(self.using).filter(published_at__isnull=True)
+        if grace_seconds > 0:
+            rows = rows.filter(created_at__lte=timezone.now() - timedelta(seconds=grace_seconds))
+        return list(rows.order_by("id").only("id", "event_type", "key", "body")[:BATCH])
 
     def release(self) -> None:
         leases.release(self.using, self.holder, ["relay"])
 
     # --- broker side ------------------------------------------------------------------------------
-    async def publish_pending(self) -> int:
+    async def publish_pending(self, grace_seconds: float = 0.0) -> int:
+        """Publish every unpublished row written at least `grace_seconds` ago (0: all of them);
+        how many. Raises when the broker or the database fails (the rows stay)."""
         loop = asyncio.get_running_loop()
         total = 0
         while True:
-            rows = await loop.run_in_executor(self.executor, self._pending)
+            rows = await loop.run_in_executor(self.executor, self._pending, grace_seconds)
             if not rows:
                 return total
-            faults.crash_point("relay_before_publish")
-            first_acks, sends = [], []
-            for row in rows:
-                headers = [("type", row.event_type.encode())]
-                for _ in range(2 if faults.duplicate() else 1):
-                    sends.append(await self.producer.send(self.topic, value=bytes(row.body), key=row.key.encode(), headers=headers))
-                first_acks.append(sends[-1])
-            await asyncio.gather(*sends)
-            for row, ack in zip(rows, first_acks):
-                meta = ack.result()
-                row.partition, row.offset = meta.partition, meta.offset
-            faults.crash_point("relay_after_publish")
-            await loop.run_in_executor(self.executor, self._mark_published, rows)
+            await publish(self.producer, self.topic, rows)
+            if self.ring is not None:
+                self.ring()
+            await loop.run_in_executor(self.executor, mark_published, self.using, rows)
             self.published += len(rows)
             total += len(rows)
             if len(rows) < BATCH:
                 return total
 
     async def run(self, stopping: asyncio.Event) -> None:
+        grace = 0.0  # at start-up every leftover goes, however young
         while not stopping.is_set():
+            try:
+                published = await self.publish_pending(grace)
+                if published:
+                    log.info("outbox relay of %s published %s leftover events", self.using, published)
+                grace = self.grace_seconds
+            except Exception as exc:  # broker or database hiccup: keep the rows, try again shortly
+                log.warning("outbox relay of %s failed, retrying: %r", self.using, exc)
+                if self.on_failure is not None:
+                    await self.on_failure()
             try:
                 await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
             except TimeoutError:
                 pass
             self.wake.clear()
-            try:
-                await self.publish_pending()
-            except Exception as exc:  # broker or database hiccup: keep the rows, try again shortly
-                log.warning("outbox relay of %s failed, retrying: %r", self.using, exc)
-                if self.on_failure is not None:
-                    await self.on_failure()
-                await asyncio.sleep(0.5)
         await asyncio.get_running_loop().run_in_executor(self.executor, self.release)

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import transaction
 
 from sagaboard.kernel import outbox
-from sagaboard.kernel.consumer import Service, ignored
+from sagaboard.kernel.service import Service, ignored
 from sagaboard.kernel.events import Event, now_ms
 
 from .models import Deadline
@@ -23,10 +23,12 @@ PEER_RESCAN_SECONDS = 2.0
 
 
 class Alarm:
-    """Lets the handler thread wake the timer coroutine."""
+    """Lets the handler thread wake the timer coroutine, when a new deadline falls before the one
+    the timer sleeps until (`next_due`, ms; 0 while the timer is looking, so nothing is missed)."""
 
     loop: asyncio.AbstractEventLoop | None = None
     event: asyncio.Event | None = None
+    next_due: float = 0
 
     @classmethod
     def ring(cls):
@@ -36,13 +38,11 @@ class Alarm:
 
 @service.handles("OrderCreated")
 def arm(event, ctx):
-    _, created = Deadline.objects.get_or_create(
-        order_id=event.orderId,
-        defaults={"due_at": event.deadline, "policy": event.policy, "cause_id": event.eventId},
-    )
-    if not created:
+    if Deadline.objects.filter(order_id=event.orderId).exists():
         return ignored("deadline already armed")
-    transaction.on_commit(Alarm.ring, using="deadline")
+    Deadline.objects.create(order_id=event.orderId, due_at=event.deadline, policy=event.policy, cause_id=event.eventId)
+    if event.deadline < Alarm.next_due:
+        transaction.on_commit(Alarm.ring, using="deadline")
     return None
 
 
@@ -83,11 +83,12 @@ async def timer(runtime):
     try:
         while not runtime.stopping.is_set():
             Alarm.event.clear()
+            Alarm.next_due = 0  # every deadline armed while it looks rings
             fired, following = await asyncio.get_running_loop().run_in_executor(clock, fire_due)
             if fired:
-                runtime.wake_relay()
-                continue  # more may be due
+                continue  # more may be due (each DeadlineReached is published after its commit)
             wait = PEER_RESCAN_SECONDS if following is None else min(PEER_RESCAN_SECONDS, (following - now_ms()) / 1000)
+            Alarm.next_due = now_ms() + wait * 1000
             if wait > 0:
                 waiter = asyncio.create_task(Alarm.event.wait())
                 stopper = asyncio.create_task(runtime.stopping.wait())

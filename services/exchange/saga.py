@@ -2,7 +2,7 @@
 from django.conf import settings
 
 from sagaboard.kernel import faults
-from sagaboard.kernel.consumer import Abort, Service, dropped, ignored
+from sagaboard.kernel.service import Abort, Service, dropped, ignored
 
 from .models import Exchange, Tombstone
 

@@ -1,31 +1,37 @@
 """The monitor: records every delivery on the topic into the event log the dashboard reads."""
-from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
-from sagaboard.kernel.consumer import Service
-from sagaboard.kernel.events import Event, InvalidEvent
+from sagaboard.kernel.batch import BatchResult, dead_letter_row
+from sagaboard.kernel.models import DeadLetter
+from sagaboard.kernel.service import Service
 
 from .models import EventLog
 
 
 class EventLogService(Service):
-    def accept(self, record):
-        try:
-            event = Event.from_bytes(record.value, settings.SAGA_MAX_EVENT_BYTES)
-        except InvalidEvent as exc:
-            self.dead_letter(record, str(exc))
-            return None
-        try:
-            with transaction.atomic(using=self.name):
-                EventLog.objects.create(
-                    event_id=event.eventId, event_type=event.eventType, order_id=event.orderId, source=event.source,
-                    policy=event.policy, causation_id=event.causationId, timestamp=event.timestamp,
-                    deadline=event.deadline, payload=event.payload,
-                    topic=record.topic, partition=record.partition, offset=record.offset,
-                )
-        except IntegrityError:
-            pass  # this delivery is already recorded (redelivered after a crash)
-        return None
+    """Every valid event is recorded as delivered (a redelivered copy at another offset too: the
+    log shows what the topic held), each batch in one bulk insert; a copy already recorded (the
+    same event at the same partition and offset, read again after a crash) is skipped by the
+    database. What is not an event is dead-lettered, as by every consumer."""
+
+    records_everything = True
+
+    def apply_batch(self, deliveries):
+        rows, letters = [], []
+        for d in deliveries:
+            if d.event is None:
+                letters.append(dead_letter_row(d.record, d.error))
+                continue
+            e, r = d.event, d.record
+            rows.append(EventLog(
+                event_id=e.eventId, event_type=e.eventType, order_id=e.orderId, source=e.source, policy=e.policy,
+                causation_id=e.causationId, timestamp=e.timestamp, deadline=e.deadline, payload=e.payload,
+                topic=r.topic, partition=r.partition, offset=r.offset,
+            ))
+        with transaction.atomic(using=self.name):
+            EventLog.objects.using(self.name).bulk_create(rows, ignore_conflicts=True)
+            DeadLetter.objects.using(self.name).bulk_create(letters)
+        return BatchResult(finished=list(deliveries))
 
 
 service = EventLogService("monitor")

@@ -1,5 +1,5 @@
 """The order service: approves on PointUsed, rejects on a failure or the deadline."""
-from sagaboard.kernel.consumer import Service, ignored
+from sagaboard.kernel.service import Service, ignored
 
 from .models import APPROVED, REJECTED_DEADLINE, REJECTED_EXCHANGE, REJECTED_OPERATOR, REJECTED_POINT_LIMIT, Order
 from .services import change_status

@@ -1,7 +1,7 @@
 """The point service: spends a holder's points on an exchanged order, refunds on compensation."""
 from django.db.models import F
 
-from sagaboard.kernel.consumer import Abort, Service, dropped, ignored
+from sagaboard.kernel.service import Abort, Service, dropped, ignored
 
 from .models import Account, Spend, Tombstone
 from .services import apply_adjustment, refund

@@ -1,0 +1,129 @@
+"""Membership and heartbeats: which partitions this process of a service consumes, and what it
+tells the others and the dashboard about itself.
+
+Every second (a third of a lease if that is shorter) it writes the process's heartbeat row (which
+also counts it in for its peers' shares), renews its partition leases and takes or gives up
+partitions for an equal share (sagaboard/kernel/leases.py), and every few beats checks that the
+broker still has the offsets it committed (the embedded broker keeps nothing across a restart).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from aiokafka import TopicPartition
+from django.conf import settings
+from django.utils import timezone
+
+from .leases import PartitionLeases
+from .models import ProcessHeartbeat
+
+log = logging.getLogger(__name__)
+COMMIT_TIMEOUT_SECONDS = 5.0
+LOST_LOG_CHECK_EVERY = 5  # beats between checks that the broker still has our committed offsets
+
+
+class Membership:
+    """The heartbeat loop of one process of a service. `runtime` provides: `consumer`, `offsets`,
+    `stopping`, `handled`, `started_at`, `in_io_thread(fn)`, `commit_offsets()`,
+    `partitions_changed()` and `forget_partition(tp)`."""
+
+    def __init__(self, runtime, service: str, process: str):
+        self.runtime = runtime
+        self.service = service
+        self.process = process
+        self.leases = PartitionLeases(service, process, settings.SAGA_PARTITION_LEASE_SECONDS)
+        self.beats = 0
+
+    @property
+    def interval(self) -> float:
+        return min(1.0, settings.SAGA_PARTITION_LEASE_SECONDS / 3)
+
+    async def run(self) -> None:
+        r = self.runtime
+        while not r.stopping.is_set():
+            try:
+                await r.in_io_thread(self.beat, await self.lag())
+                await self.rebalance()
+                if self.beats % LOST_LOG_CHECK_EVERY == 0:
+                    await self.notice_a_lost_log()
+                self.beats += 1
+            except Exception:
+                log.exception("heartbeat failed")
+            try:
+                await asyncio.wait_for(r.stopping.wait(), self.interval)
+            except TimeoutError:
+                pass
+
+    async def leave(self) -> None:
+        """At stop: give up the partitions at once (peers take them) and remove the heartbeat."""
+        await self.runtime.in_io_thread(self.leases.release_all)
+        await self.runtime.in_io_thread(
+            lambda: ProcessHeartbeat.objects.using(self.service).filter(process=self.process).delete())
+
+    async def lag(self) -> int:
+        """Records on its partitions not yet read, from what the fetcher already knows (no request)."""
+        consumer = self.runtime.consumer
+        lag = 0
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), 1.0)
+            except Exception:
+                continue
+            lag += max(0, high - position)
+        return lag
+
+    def beat(self, lag: int) -> None:
+        r = self.runtime
+        now = timezone.now()
+        values = dict(service=self.service, pid=os.getpid(), started_at=r.started_at, seen_at=now, lag=lag,
+                      handled=r.handled, assignment=sorted(tp.partition for tp in r.consumer.assignment()))
+        beats = ProcessHeartbeat.objects.using(self.service)
+        if not beats.filter(process=self.process).update(**values):
+            beats.create(process=self.process, **values)
+
+    async def rebalance(self) -> None:
+        """Consume the partitions this process holds leases on."""
+        r = self.runtime
+        partitions = r.consumer.partitions_for_topic(settings.SAGA_TOPIC)
+        if not partitions:
+            await r.consumer.topics()  # not in the metadata yet (or the broker lost the topic)
+            return
+        keep, surplus = await r.in_io_thread(self.leases.claim, len(partitions))
+        current = {tp.partition for tp in r.consumer.assignment()}
+        if keep == current and not surplus:
+            return
+        await r.commit_offsets()  # hand over where this process got to
+        kept = {TopicPartition(settings.SAGA_TOPIC, p) for p in keep}
+        for tp in r.consumer.assignment() - kept:
+            r.forget_partition(tp)
+        r.offsets.keep_only(kept)  # assign() sends every partition back to its committed offset
+        r.consumer.assign(sorted(kept, key=lambda tp: tp.partition))
+        if surplus:
+            await r.in_io_thread(self.leases.release, surplus)
+        log.info("%s consumes partitions %s", self.service, sorted(keep))
+        r.partitions_changed()
+
+    async def notice_a_lost_log(self) -> None:
+        """The embedded broker keeps nothing across a restart: the topic comes back empty, its
+        offsets start again from 0, and the group's committed offsets are gone. A partition this
+        process has committed on whose committed offset is gone is read again from its (new)
+        beginning, so nothing published since the restart is missed (only the broker can lose it:
+        this process holds the partition's lease). A real Kafka could also drop the offset of a
+        partition idle for longer than its offsets.retention.minutes (7 days by default); the
+        partition is then read again and every event ignored by the inbox."""
+        r = self.runtime
+        for tp in r.consumer.assignment():
+            offsets = r.offsets.partitions.get(tp)
+            if offsets is None or offsets.committed <= 0:
+                continue
+            if await asyncio.wait_for(r.consumer.committed(tp), COMMIT_TIMEOUT_SECONDS) is None:
+                log.warning("%s: the committed offset of %s is gone (broker restarted); reading it from the start",
+                            self.service, tp)
+                offsets.committed = -1
+                offsets.restart(0)
+                await r.consumer.seek_to_beginning(tp)

@@ -1,0 +1,164 @@
+"""Batches (sagaboard/kernel/batch.py) on the real database of the pass: many records in one
+transaction, each taking effect exactly once, a poison or failing record never taking the rest of
+its batch down, and the order within an order id kept."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+
+from sagaboard.kernel.batch import MAX_ATTEMPTS, Delivery, apply_batch
+from sagaboard.kernel.events import Event
+from sagaboard.kernel.models import DeadLetter, InboxRecord, OutboxMessage
+from sagaboard.kernel.service import Abort, Service, dropped
+from services.exchange.models import Exchange
+from tests.system import ROOT
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+SERVICE = "exchange"  # a real service database; the handlers below are the test's own
+
+
+class Boom(Exception):
+    pass
+
+
+def make_service() -> Service:
+    """Exchanges an OrderCreated like the exchange does; amount 13 raises, amount 7 aborts."""
+    service = Service(SERVICE)
+
+    @service.handles("OrderCreated")
+    def exchange(event, ctx):
+        amount = event.payload["amount"]
+        Exchange.objects.create(order_id=event.orderId, holder_id="h", currency_id="1", amount=amount, point=amount)
+        if amount == 13:
+            raise Boom("unlucky")
+        if amount == 7:
+            raise Abort(dropped("expired just before the commit"))
+        ctx.emit("ExchangeSucceeded", {"holderId": "h", "currencyId": "1", "amount": amount, "point": amount})
+
+    return service
+
+
+offsets = iter(range(10**6))
+
+
+def delivery(order_id: int, amount: int, event: Event | None = None) -> Delivery:
+    event = event or Event(eventType="OrderCreated", orderId=order_id, source="order",
+                           payload={"holderId": "h", "currencyId": "1", "amount": amount}, deadline=2**40)
+    record = ConsumerRecord("t", 0, next(offsets), 0, 0, str(order_id).encode(), event.to_bytes(), None, 0, 0,
+                            [("type", b"OrderCreated")])
+    return Delivery("tp", record, event=event, handler=make_service().handlers["OrderCreated"])
+
+
+def poison(order_id: int) -> Delivery:
+    record = ConsumerRecord("t", 0, next(offsets), 0, 0, str(order_id).encode(), b"not json", None, 0, 0, [])
+    return Delivery("tp", record, error="not UTF-8 JSON")
+
+
+def test_a_batch_applies_every_record_in_one_transaction_and_emits_in_order():
+    service = make_service()
+    batch = [delivery(1, 100), delivery(2, 200), delivery(1, 300, Event(
+        eventType="OrderCreated", orderId=11, source="order", payload={"holderId": "h", "currencyId": "1", "amount": 300}))]
+    result = apply_batch(service, batch)
+    assert result.finished == batch and not result.failed and not result.deferred
+    assert sorted(Exchange.objects.values_list("order_id", flat=True)) == [1, 2, 11]
+    assert InboxRecord.objects.using(SERVICE).count() == 3
+    assert [r.order_id for r in result.emitted] == [1, 2, 11]  # written in order, with their ids
+    assert [r.id for r in result.emitted] == sorted(r.id for r in result.emitted)
+    assert OutboxMessage.objects.using(SERVICE).filter(published_at__isnull=True).count() == 3
+
+
+def test_a_redelivery_and_a_second_copy_in_one_batch_take_effect_once():
+    service = make_service()
+    first = delivery(1, 100)
+    apply_batch(service, [first])
+    again = delivery(1, 100, first.event)
+    twin = delivery(2, 200)
+    copy = delivery(2, 200, twin.event)
+    result = apply_batch(service, [again, twin, copy])
+    assert result.finished == [again, twin, copy]
+    assert sorted(Exchange.objects.values_list("order_id", flat=True)) == [1, 2]
+    assert InboxRecord.objects.using(SERVICE).count() == 2
+    assert len(result.emitted) == 1
+
+
+def test_a_poison_record_in_the_middle_is_dead_lettered_and_the_rest_applied():
+    service = make_service()
+    batch = [delivery(1, 100), poison(5), delivery(2, 200)]
+    result = apply_batch(service, batch)
+    assert result.finished == batch
+    assert sorted(Exchange.objects.values_list("order_id", flat=True)) == [1, 2]
+    letter = DeadLetter.objects.using(SERVICE).get()
+    assert letter.error == "not UTF-8 JSON" and bytes(letter.value) == b"not json" and letter.offset == batch[1].record.offset
+
+
+def test_a_failing_handler_is_undone_alone_and_what_follows_it_in_its_lane_waits():
+    service = make_service()
+    bad, behind, other = delivery(1, 13), delivery(1, 100), delivery(2, 200)
+    result = apply_batch(service, [bad, behind, other])
+    assert result.failed == [bad] and "Boom: unlucky" in bad.last_error
+    assert result.deferred == [behind]  # order 1's next event waits for the failed one
+    assert result.finished == [other]
+    assert list(Exchange.objects.values_list("order_id", flat=True)) == [2]  # the failed one's row was undone
+    assert list(InboxRecord.objects.using(SERVICE).values_list("order_id", flat=True)) == [2]
+    assert [r.order_id for r in result.emitted] == [2]
+
+
+def test_a_handler_that_keeps_failing_is_dead_lettered_on_its_last_attempt():
+    service = make_service()
+    bad = delivery(1, 13)
+    bad.attempts, bad.last_error = MAX_ATTEMPTS, "Boom: unlucky"
+    result = apply_batch(service, [bad, delivery(1, 100)])
+    assert [d.event.payload["amount"] for d in result.finished] == [13, 100]
+    assert "handler failed 3 times" in DeadLetter.objects.using(SERVICE).get().error
+    assert list(Exchange.objects.values_list("amount", flat=True)) == [100]
+
+
+def test_an_abort_undoes_its_effects_records_its_outcome_and_leaves_the_others():
+    service = make_service()
+    aborted, fine = delivery(1, 7), delivery(2, 200)
+    result = apply_batch(service, [aborted, fine])
+    assert result.finished == [aborted, fine]
+    assert list(Exchange.objects.values_list("order_id", flat=True)) == [2]
+    outcomes = dict(InboxRecord.objects.using(SERVICE).values_list("order_id", "outcome"))
+    assert outcomes == {1: "dropped", 2: "applied"}
+    assert [(d.event.orderId, o.kind) for d, o in result.not_applied] == [(1, "dropped")]
+    assert [r.order_id for r in result.emitted] == [2]
+
+
+CRASH_MID_BATCH = """
+import django, os, sys
+os.environ["DJANGO_SETTINGS_MODULE"] = "sagaboard.settings"
+django.setup()
+sys.path.insert(0, {root!r})
+from sagaboard.kernel import faults
+from tests.test_batch import apply_batch, delivery, make_service
+faults.service = "exchange"  # as the runtime of a service process sets it
+apply_batch(make_service(), [delivery(1, 100), delivery(2, 200)])
+print("not crashed")
+"""
+
+
+def test_a_crash_in_the_middle_of_a_batch_leaves_nothing_of_it(settings):
+    """os._exit inside the batch's transaction (the crash point handler_mid): none of its records
+    took effect, so all of them are delivered again and applied then."""
+    from django.db import connections
+
+    db = settings.DATABASES[SERVICE]
+    env = {**os.environ, "SAGA_FAULT_CRASH": "handler_mid:1"}
+    if db["ENGINE"].endswith("sqlite3"):
+        env["SAGA_DATA_DIR"] = str(Path(db["NAME"]).parent)
+        env["EXCHANGE_DATABASE_URL"] = f"sqlite:///{db['NAME']}"
+    else:
+        env["EXCHANGE_DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    connections.close_all()
+    done = subprocess.run([sys.executable, "-c", CRASH_MID_BATCH.format(root=str(ROOT))], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 70, (done.stdout, done.stderr)
+    assert "fault injection: crashing at handler_mid" in done.stderr
+    assert Exchange.objects.count() == 0 and InboxRecord.objects.using(SERVICE).count() == 0
+    assert OutboxMessage.objects.using(SERVICE).count() == 0
+    result = apply_batch(make_service(), [delivery(1, 100), delivery(2, 200)])  # redelivered after the restart
+    assert len(result.finished) == 2 and Exchange.objects.count() == 2
