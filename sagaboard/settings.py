@@ -153,20 +153,27 @@ SAGA_CONSISTENCY_GRACE_SECONDS = env.float("SAGA_CONSISTENCY_GRACE_SECONDS", def
 # publishes those still unpublished this long after their writing (their writer crashed or could
 # not reach the broker), and looks for them this often (sagaboard/kernel/outbox.py).
 SAGA_OUTBOX_POLL_MS = env.int("SAGA_OUTBOX_POLL_MS", default=1000)
-# A busy consumer's fetch wait. The embedded Tansu answers a waiting fetch only after a fraction of
-# its wait, so it gets a short one and idle consumers park instead (kernel/doorbell.py); a real
-# Kafka answers a long poll as soon as a record arrives (its documented fetch.max.wait.ms).
-SAGA_KAFKA_FETCH_MAX_WAIT_MS = env.int("SAGA_KAFKA_FETCH_MAX_WAIT_MS", default=10 if SAGA_EMBEDDED_BROKER else 500)
-# Embedded broker only: a consumer that received nothing this long parks (0: never), and then
-# looks anyway this often for events from a process that cannot ring its doorbell.
-SAGA_IDLE_AFTER_MS = env.int("SAGA_IDLE_AFTER_MS", default=1000)
+# How consumers fetch (sagaboard/kernel/doorbell.py). With the embedded broker they park: they
+# fetch when a Sagaboard publisher rang their doorbell, when the last fetch brought records, or every
+# SAGA_IDLE_POLL_MS; each fetch waits at most SAGA_KAFKA_FETCH_MAX_WAIT_MS for data (Tansu works
+# while a fetch waits), and fetches are at least SAGA_FETCH_LINGER_MS apart so they carry many
+# records. With an external Kafka they long-poll instead (fetch.max.wait.ms, as Kafka documents).
+SAGA_DOORBELLS = env.bool("SAGA_DOORBELLS", default=SAGA_EMBEDDED_BROKER)
+SAGA_KAFKA_FETCH_MAX_WAIT_MS = env.int("SAGA_KAFKA_FETCH_MAX_WAIT_MS", default=5 if SAGA_DOORBELLS else 500)
 SAGA_IDLE_POLL_MS = env.int("SAGA_IDLE_POLL_MS", default=1000)
+SAGA_FETCH_LINGER_MS = env.int("SAGA_FETCH_LINGER_MS", default=20)
+SAGA_PUBLISH_LINGER_MS = env.int("SAGA_PUBLISH_LINGER_MS", default=5)
 # A service process's hold on a partition (sagaboard/kernel/leases.py), renewed every second (a
 # third of it if shorter); a process that dies without a word gives its partitions up this long
 # after its last renewal.
 SAGA_PARTITION_LEASE_SECONDS = env.float("SAGA_PARTITION_LEASE_SECONDS", default=3.0)
 SAGA_SUPERVISOR_SOCKET = Path(env.str("SAGA_SUPERVISOR_SOCKET", default=str(SAGA_DATA_DIR / "supervisor.sock")))
 PORT = env.int("PORT", default=8088)
+# Daphne processes of the web server, sharing its port (one uses one core at most)
+SAGA_WEB_PROCESSES = env.int("SAGA_WEB_PROCESSES", default=2)
+# Threads of a web process that run Django's sync code, each with its own database connections
+# (sagaboard/asgi.py); a request waiting on a database lock holds one up, not the others.
+SAGA_WEB_THREADS = env.int("SAGA_WEB_THREADS", default=4)
 SAGA_BIND = env.str("SAGA_BIND", default="127.0.0.1")
 # --- dashboard (sagaboard/dashboard/) ----------------------------------------------------------------
 SAGA_DASHBOARD_STATUS_SECONDS = env.float("SAGA_DASHBOARD_STATUS_SECONDS", default=1.0)

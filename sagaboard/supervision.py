@@ -21,8 +21,9 @@ def program_blocks(replicas: int) -> list[tuple[str, str, int]]:
         blocks.append(("broker", f"{python} manage.py runbroker", 10))
     for name in PROGRAMS:
         blocks.append((name, f"{python} manage.py runservice {name}", 20))
-    bind = settings.SAGA_BIND
-    blocks.append(("web", f"{python} -m daphne -v 0 -b {bind} -p {settings.PORT} sagaboard.asgi:application", 30))
+    # supervisord opens the web port itself and hands it to each Daphne process as fd 0
+    # ([fcgi-program]), so SAGA_WEB_PROCESSES processes accept from one socket
+    blocks.append(("web", f"{python} -m daphne -v 0 --fd 0 sagaboard.asgi:application", 30))
     return blocks
 
 
@@ -49,15 +50,17 @@ def config(replicas: int = 1, service_env: dict[str, str] | None = None) -> str:
         f"serverurl=unix://{settings.SAGA_SUPERVISOR_SOCKET}",
     ]
     for name, command, priority in program_blocks(replicas):
-        many = replicas > 1 and name in PROGRAMS
-        process_name = "%(program_name)s-%(process_num)d" if many else "%(program_name)s"
+        count = replicas if name in PROGRAMS else settings.SAGA_WEB_PROCESSES if name == "web" else 1
+        process_name = "%(program_name)s-%(process_num)d" if count > 1 else "%(program_name)s"
+        section = [f"[program:{name}]"] if name != "web" else [
+            f"[fcgi-program:{name}]", f"socket=tcp://{settings.SAGA_BIND}:{settings.PORT}", "socket_backlog=1024"]
         lines += [
             "",
-            f"[program:{name}]",
+            *section,
             f"command={command}",
             f"directory={settings.BASE_DIR}",
             f"priority={priority}",
-            f"numprocs={replicas if many else 1}",
+            f"numprocs={count}",
             f"process_name={process_name}",
             f"environment=SAGA_PROCESS_NAME=\"{process_name}\"" + (_environment(service_env) if name in PROGRAMS else ""),
             "autostart=true",

@@ -55,8 +55,8 @@ class WebPublisher:
         if not await broker.start_with_retry(producer, "web publisher", self.stopping):
             return
         marker = ThreadPoolExecutor(1, thread_name_prefix="web-outbox")
-        ringer = doorbell.Ringer(doorbell.directory(settings.SAGA_DATA_DIR))
-        publisher = outbox.Publisher(producer, settings.SAGA_TOPIC, marker, ring=ringer.ring)
+        ringer = doorbell.ringer()
+        publisher = outbox.Publisher(producer, settings.SAGA_TOPIC, marker, ring=ringer.ring, linger_ms=settings.SAGA_PUBLISH_LINGER_MS)
         outbox.install(publisher)
         try:
             await publisher.run(self.stopping)

@@ -27,7 +27,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from sagaboard.kernel import broker
+from sagaboard.kernel import broker, doorbell
 from sagaboard.kernel.events import now_ms
 
 from . import snapshot
@@ -129,6 +129,8 @@ class Feed:
             return
         self.consumer = consumer
         layer = get_channel_layer()
+        parking = doorbell.parking("web-feed")  # it fetches when a publisher rings, like the services
+        parking.open()
         try:
             await self.position(consumer)
             self.ready.set()
@@ -139,7 +141,7 @@ class Feed:
                 if now - checked >= REWIND_CHECK_SECONDS:
                     checked = now
                     await self.follow_a_new_log(consumer, seen)
-                batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                batches = await parking.fetch(consumer, self.stopping, max_records=500)
                 for records in batches.values():
                     for record in records:
                         message = message_of(record)
@@ -151,6 +153,7 @@ class Feed:
                         if isinstance(order_id, int):
                             await layer.group_send(order_group(order_id), payload)
         finally:
+            parking.close()
             self.ready.clear()
             self.consumer = None
             await consumer.stop()

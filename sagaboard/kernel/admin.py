@@ -160,7 +160,7 @@ class PerServiceAdmin(ReadOnlyAdmin):
 
 @admin.register(OutboxMessage)
 class OutboxAdmin(PerServiceAdmin):
-    list_display = ("id", "event_type", "saga", "key", "created_at", "published_at", "partition", "offset")
+    list_display = ("id", "event_type", "saga", "key", "created_at", "published_at")
     list_filter = ("event_type", ("published_at", admin.EmptyFieldListFilter))
     search_fields = ("=order_id", "=event_id", "key")
     exclude = ("body",)

@@ -2,7 +2,7 @@
 
 It is made of small parts, each with one job:
 
-- `Parking` (here): an idle consumer stops fetching until a doorbell rings (doorbell.py);
+- `Parking` (doorbell.py): a consumer fetches when a doorbell rang, not in a poll loop;
 - the fetch loop (here): records in, parsed once, into lanes, offsets noted;
 - `Lanes` (lanes.py): one FIFO per order id, so an order's events apply in order;
 - `apply_batch` (batch.py): a batch of lanes' front records in one transaction;
@@ -39,59 +39,7 @@ COMMIT_TIMEOUT_SECONDS = 5.0
 TOPIC_RECHECK_SECONDS = 3.0
 BATCH_LIMIT = 500  # deliveries in one transaction
 MAX_IN_FLIGHT = 5000  # deliveries received and not finished before the fetch loop waits
-COMMIT_EVERY_SECONDS = 0.05  # offsets are committed at most this often while busy (always when idle)
-
-
-class Parking:
-    """When an idle consumer stops fetching, and what wakes it (sagaboard/kernel/doorbell.py).
-
-    With the embedded broker, a consumer that has received nothing for SAGA_IDLE_AFTER_MS parks:
-    its partitions are paused, so it sends no fetch at all, until a doorbell rings (another
-    Sagaboard process published), its partitions change, or SAGA_IDLE_POLL_MS passes (a look for
-    anything published by a process that cannot ring it). Then it fetches with the short
-    SAGA_KAFKA_FETCH_MAX_WAIT_MS again. With an external Kafka it never parks: the broker's long
-    poll (fetch_max_wait_ms) answers as soon as a record arrives, as Kafka documents."""
-
-    def __init__(self, name: str, enabled: bool):
-        self.enabled = enabled
-        self.bell = doorbell.Doorbell(doorbell.directory(settings.SAGA_DATA_DIR), name) if enabled else None
-        self.last_activity = time.monotonic()
-        self.parked = 0  # how often it parked (for the heartbeat and the tests)
-        self.changed = asyncio.Event()
-
-    def open(self) -> None:
-        if self.bell is not None:
-            self.bell.open()
-
-    def close(self) -> None:
-        if self.bell is not None:
-            self.bell.close()
-
-    def active(self) -> None:
-        self.last_activity = time.monotonic()
-
-    def should_park(self) -> bool:
-        if not self.enabled:
-            return False
-        if time.monotonic() - self.last_activity < settings.SAGA_IDLE_AFTER_MS / 1000:
-            return False
-        if self.bell.drain():  # something was published since: one more look first
-            self.active()
-            return False
-        return True
-
-    async def wait(self, stopping: asyncio.Event) -> None:
-        """Parked (or without partitions): until the bell rings, the partitions change, a stop, or
-        the safety look is due."""
-        self.parked += 1
-        self.changed.clear()
-        seconds = settings.SAGA_IDLE_POLL_MS / 1000
-        bell = asyncio.ensure_future(self.bell.wait(seconds) if self.bell is not None else asyncio.sleep(min(seconds, 0.2)))
-        others = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(self.changed.wait())]
-        await asyncio.wait({bell, *others}, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in (bell, *others):
-            waiter.cancel()
-        self.active()
+COMMIT_EVERY_SECONDS = 1.0  # offsets are committed at most this often while busy (always when idle)
 
 
 class Runtime:
@@ -117,8 +65,8 @@ class Runtime:
         self.befores: set[asyncio.Task] = set()
         self.committed_at = 0.0
         self.topic_checked_at = 0.0
-        self.parking = Parking(service.name, settings.SAGA_EMBEDDED_BROKER and settings.SAGA_IDLE_AFTER_MS > 0)
-        self.ringer = doorbell.Ringer(doorbell.directory(settings.SAGA_DATA_DIR))
+        self.parking = doorbell.parking(service.name)
+        self.ringer = doorbell.ringer()
 
     async def in_io_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.io_thread, fn, *args)
@@ -137,7 +85,8 @@ class Runtime:
         self.parking.open()
         try:
             await broker.ensure_topic(self.stopping)
-            self.publisher = outbox.Publisher(producer, settings.SAGA_TOPIC, self.io_thread, ring=self.ringer.ring)
+            self.publisher = outbox.Publisher(producer, settings.SAGA_TOPIC, self.io_thread, ring=self.ringer.ring,
+                                              linger_ms=settings.SAGA_PUBLISH_LINGER_MS)
             outbox.install(self.publisher)
             self.relay = outbox.Relay(self.service.name, producer, settings.SAGA_TOPIC, settings.SAGA_OUTBOX_POLL_MS / 1000,
                                       self.io_thread, on_failure=self.recover_topic, ring=self.ringer.ring)
@@ -185,23 +134,13 @@ class Runtime:
 
     # --- records in ----------------------------------------------------------------------------------
     async def fetch_loop(self) -> None:
-        wait_ms = settings.SAGA_KAFKA_FETCH_MAX_WAIT_MS
         while not self.stopping.is_set():
             if self.in_flight >= MAX_IN_FLIGHT:
                 self.room.clear()
                 await self.room.wait()
                 continue
-            assigned = self.consumer.assignment()
-            if not assigned or self.parking.should_park():
-                if assigned:
-                    self.consumer.pause(*assigned)
-                await self.parking.wait(self.stopping)
-                if self.consumer.assignment():
-                    self.consumer.resume(*self.consumer.assignment())
-                continue
-            batches = await self.consumer.getmany(timeout_ms=max(100, 2 * wait_ms), max_records=1000)
+            batches = await self.parking.fetch(self.consumer, self.stopping)
             if batches:
-                self.parking.active()
                 self.ingest(batches)
 
     def ingest(self, batches) -> None:
@@ -247,6 +186,7 @@ class Runtime:
 
     def partitions_changed(self) -> None:
         self.parking.changed.set()
+        self.parking.hot = True
 
     # --- batches -------------------------------------------------------------------------------------
     async def batch_loop(self) -> None:
@@ -256,12 +196,11 @@ class Runtime:
                 await asyncio.sleep(0)  # a `before` that does not wait (most orders) finishes now
             batch = self.lanes.take(BATCH_LIMIT)
             if not batch:
-                await self.commit_offsets()
                 self.work.clear()
                 try:
-                    await asyncio.wait_for(self.work.wait(), 1.0)
+                    await asyncio.wait_for(self.work.wait(), COMMIT_EVERY_SECONDS)
                 except TimeoutError:
-                    pass
+                    await self.commit_offsets()  # nothing to do for a while: commit what is finished
                 continue
             await self.apply(batch)
             if time.monotonic() - self.committed_at >= COMMIT_EVERY_SECONDS:

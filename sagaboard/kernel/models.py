@@ -16,8 +16,6 @@ class OutboxMessage(models.Model):
     body = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True)
-    partition = models.IntegerField(null=True)
-    offset = models.BigIntegerField(null=True)
 
     class Meta:
         ordering = ["id"]

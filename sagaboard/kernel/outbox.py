@@ -87,39 +87,45 @@ async def _send(producer, topic: str, row: OutboxMessage):
 
 
 async def publish(producer, topic: str, rows: list[OutboxMessage]) -> None:
-    """Send `rows` in order and wait for every acknowledgement; note each row's partition and offset.
+    """Send `rows` in order and wait for every acknowledgement.
 
     Raises KafkaError (or TimeoutError) when the broker did not take them."""
     faults.crash_point("relay_before_publish")
     acks = [await _send(producer, topic, row) for row in rows]  # each is queued before the next: in order
-    for row, meta in zip(rows, await asyncio.gather(*acks)):
-        row.partition, row.offset = meta.partition, meta.offset
+    await asyncio.gather(*acks)
     faults.crash_point("relay_after_publish")
 
 
 def mark_published(using: str, rows: list[OutboxMessage]) -> None:
-    stamp = timezone.now()
-    for row in rows:
-        row.published_at = stamp
-    OutboxMessage.objects.using(using).bulk_update(rows, ["published_at", "partition", "offset"])
+    """Stamp rows published in one statement. Where each went (partition, offset) is in the
+    monitor's event log (GET /events), not repeated here: a per-row UPDATE cost more than the rest
+    of a publish."""
+    OutboxMessage.objects.using(using).filter(id__in=[row.id for row in rows]).update(published_at=timezone.now())
 
 
 class Publisher:
     """Publishes the rows this process committed, right after each commit, in the order submitted.
 
     `submit()` may be called from any thread (a Django view's, a database thread); the rows are
-    sent from the event loop the publisher runs on, marked published in `executor`, and the
-    doorbells rung (`ring`). A row the broker does not take is retried here until it is, while
-    the relay may publish it too after SAGA_OUTBOX_POLL_MS (a duplicate the inboxes drop)."""
+    sent from the event loop the publisher runs on and the doorbells rung (`ring`). A row the
+    broker does not take is retried here until it is, while the relay may publish it too after
+    SAGA_OUTBOX_POLL_MS (a duplicate the inboxes drop). Rows sent are marked published in
+    `executor`, gathered for MARK_SECONDS into one transaction per database: with SQLite every
+    write transaction takes the database's one write lock, so one per publish was costly."""
 
-    def __init__(self, producer, topic: str, executor, ring=None):
+    MARK_SECONDS = 0.1
+
+    def __init__(self, producer, topic: str, executor, ring=None, linger_ms: int = 0):
+        self.linger = linger_ms / 1000
         self.producer = producer
         self.topic = topic
         self.executor = executor
         self.ring = ring
         self.queue: deque[tuple[str, OutboxMessage]] = deque()
+        self.unmarked: dict[str, list[OutboxMessage]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.wake = asyncio.Event()
+        self.marks_due = asyncio.Event()
         self.published = 0
 
     def submit(self, using: str, rows: list[OutboxMessage]) -> None:
@@ -143,11 +149,14 @@ class Publisher:
         """Publish until `stopping`, then what is queued (at most a few seconds more)."""
         self.loop = asyncio.get_running_loop()
         stop = asyncio.ensure_future(stopping.wait())
+        marking = asyncio.create_task(self.mark(stopping))
         try:
             while not stopping.is_set():
                 wake = asyncio.ensure_future(self.wake.wait())
                 await asyncio.wait({wake, stop}, return_when=asyncio.FIRST_COMPLETED)
                 wake.cancel()
+                if self.linger > 0 and not stopping.is_set():
+                    await asyncio.sleep(self.linger)  # let more commits join this publish
                 self.wake.clear()
                 await self.drain(stopping)
             await asyncio.wait_for(self.drain(), 5)
@@ -156,6 +165,8 @@ class Publisher:
         finally:
             stop.cancel()
             self.loop = None
+            self.marks_due.set()
+            await asyncio.gather(marking, return_exceptions=True)
 
     async def drain(self, stopping: asyncio.Event | None = None) -> None:
         """Publish what is queued; on a failure, try again until `stopping` (without it: once)."""
@@ -176,13 +187,27 @@ class Publisher:
                     continue
             if self.ring is not None:
                 self.ring()
-            by_database: dict[str, list[OutboxMessage]] = {}
             for using, row in taken:
-                by_database.setdefault(using, []).append(row)
-            loop = asyncio.get_running_loop()
-            for using, mine in by_database.items():
-                await loop.run_in_executor(self.executor, mark_published, using, mine)
+                self.unmarked.setdefault(using, []).append(row)
+            self.marks_due.set()
             self.published += len(rows)
+
+    async def mark(self, stopping: asyncio.Event) -> None:
+        """Mark what was sent, every MARK_SECONDS at most; the last marks at stop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.marks_due.wait()
+            if not stopping.is_set():
+                await asyncio.sleep(self.MARK_SECONDS)
+            self.marks_due.clear()
+            batches, self.unmarked = self.unmarked, {}
+            for using, rows in batches.items():
+                try:
+                    await loop.run_in_executor(self.executor, mark_published, using, rows)
+                except Exception as exc:  # unmarked rows are published again by the relay: duplicates only
+                    log.warning("could not mark %s events of %s published: %r", len(rows), using, exc)
+            if stopping.is_set() and not self.unmarked and self.loop is None:
+                return
 
 
 class Relay:

@@ -17,6 +17,10 @@ class Command(BaseCommand):
     def handle(self, name, **options):
         from sagaboard.kernel.consumer import Runtime
 
+        # A service serves no pages, so Django's DEBUG only costs it: every query went through the
+        # debug cursor, which on SQLite runs a second query to quote the parameters for the log.
+        settings.DEBUG = False
+
         try:
             service = importlib.import_module(f"services.{name}.saga").service
         except ImportError as exc:
