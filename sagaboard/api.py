@@ -99,6 +99,8 @@ class HeartbeatSerializer(serializers.Serializer):
     assignment = serializers.ListField(child=serializers.IntegerField(), help_text="partitions it consumes")
     lag = serializers.IntegerField()
     handled = serializers.IntegerField()
+    parkedSince = serializers.DateTimeField(source="parked_since", allow_null=True,
+                                            help_text="idle: waiting for a doorbell since then (null while it fetches)")
 
 
 class ServiceStateSerializer(serializers.Serializer):
@@ -115,7 +117,7 @@ class ServicesView(APIView):
         processes = supervision.processes()
         result = []
         for service in settings.SERVICES:
-            beats = fresh_heartbeats(service, "process", "pid", "seen_at", "assignment", "lag", "handled")
+            beats = fresh_heartbeats(service, "process", "pid", "seen_at", "assignment", "lag", "handled", "parked_since")
             supervised = [p for p in processes if p["group"] == service]
             result.append({
                 "name": service,

@@ -209,7 +209,7 @@ class DeadLetterAdmin(PerServiceAdmin):
 
 @admin.register(ProcessHeartbeat)
 class HeartbeatAdmin(PerServiceAdmin):
-    list_display = ("process", "service", "pid", "started_at", "seen_at", "assignment", "lag", "handled", "last_event_type")
+    list_display = ("process", "service", "pid", "started_at", "seen_at", "assignment", "lag", "handled", "parked_since")
 
 
 @admin.register(Lease)

@@ -152,7 +152,8 @@ class Parking:
         self.timeout_ms = 4 * fetch_wait_ms + 5 if enabled else max(100, 2 * fetch_wait_ms)
         self.hot = True  # the last fetch brought records: fetch again without waiting for a bell
         self.fetched_at = 0.0
-        self.parked = 0  # how often it waited for a bell (tests, heartbeats)
+        self.parked = 0  # how often it waited for a bell
+        self.parked_since: float | None = None  # time.time() it began waiting for a bell, None while fetching
         self.changed = asyncio.Event()
 
     def open(self) -> None:
@@ -174,6 +175,7 @@ class Parking:
         assigned = consumer.assignment()
         if not assigned or not self.hot:
             self.parked += 1
+            self.parked_since = self.parked_since or time.time()
             await self._wait_for(stopping, self.changed, bell=True, timeout=self.poll)
             assigned = consumer.assignment()
             if not assigned or stopping.is_set():
@@ -190,6 +192,8 @@ class Parking:
             # (a response still on its way is kept, and handed out after the next resume)
             consumer.pause(*consumer.assignment())
         self.hot = bool(batches)
+        if self.hot:
+            self.parked_since = None
         return batches
 
     async def _wait_for(self, stopping: asyncio.Event, *events: asyncio.Event, bell: bool = False, timeout: float) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import datetime, timezone as dt_timezone
 
 from aiokafka import TopicPartition
 from django.conf import settings
@@ -26,7 +27,7 @@ LOST_LOG_CHECK_EVERY = 5  # beats between checks that the broker still has our c
 
 class Membership:
     """The heartbeat loop of one process of a service. `runtime` provides: `consumer`, `offsets`,
-    `stopping`, `handled`, `started_at`, `in_io_thread(fn)`, `commit_offsets()`,
+    `parking`, `stopping`, `handled`, `started_at`, `in_io_thread(fn)`, `commit_offsets()`,
     `partitions_changed()` and `forget_partition(tp)`."""
 
     def __init__(self, runtime, service: str, process: str):
@@ -80,8 +81,10 @@ class Membership:
     def beat(self, lag: int) -> None:
         r = self.runtime
         now = timezone.now()
+        since = r.parking.parked_since
         values = dict(service=self.service, pid=os.getpid(), started_at=r.started_at, seen_at=now, lag=lag,
-                      handled=r.handled, assignment=sorted(tp.partition for tp in r.consumer.assignment()))
+                      handled=r.handled, assignment=sorted(tp.partition for tp in r.consumer.assignment()),
+                      parked_since=datetime.fromtimestamp(since, tz=dt_timezone.utc) if since else None)
         beats = ProcessHeartbeat.objects.using(self.service)
         if not beats.filter(process=self.process).update(**values):
             beats.create(process=self.process, **values)

@@ -90,9 +90,8 @@ class ProcessHeartbeat(models.Model):
     seen_at = models.DateTimeField()
     assignment = models.JSONField(default=list)
     lag = models.BigIntegerField(default=0)
-    last_event_type = models.CharField(max_length=64, blank=True)
-    last_event_at = models.DateTimeField(null=True)
     handled = models.BigIntegerField(default=0)
+    parked_since = models.DateTimeField(null=True, help_text="waiting for a doorbell since (kernel/doorbell.py); null while it fetches")
 
     @classmethod
     def live(cls, using: str, seconds: float):
