@@ -24,7 +24,7 @@ SOAK_TIME_LIMIT ?= 1200
 SOAK_SETTLE_LIMIT ?= 300
 SOAK_ARGS ?=
 
-.PHONY: setup run test test-sqlite test-postgres test-walkthrough soak bench-deadlines bench-ws clean
+.PHONY: setup run test test-sqlite test-postgres test-walkthrough soak bench profile bench-deadlines bench-ws clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) sagaboard/python_version.py
@@ -73,6 +73,19 @@ soak: setup
 	SAGA_DATA_DIR=var/soak $(PY) manage.py soak --orders $(SOAK_ORDERS) --rate $(SOAK_RATE) \
 		--duplicate-rate $(SOAK_DUPLICATES) --crash '$(SOAK_CRASH)' --kill-every $(SOAK_KILL_EVERY) \
 		--time-limit $(SOAK_TIME_LIMIT) --settle-limit $(SOAK_SETTLE_LIMIT) $(SOAK_ARGS)
+
+# make bench: throughput, latency and CPU next to the raw Kafka limit (bench/throughput.py --help)
+BENCH_ARGS ?=
+
+bench: setup
+	$(PY) bench/throughput.py $(BENCH_ARGS)
+
+# make profile: where each process's CPU goes under a steady load (py-spy, as root or with ptrace allowed)
+PROFILE_ARGS ?=
+
+profile: setup
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[profile]'
+	$(PY) bench/profile.py $(PROFILE_ARGS)
 
 bench-deadlines: $(TEST_STAMP)
 	$(PY) bench/deadline_lateness.py

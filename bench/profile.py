@@ -97,10 +97,14 @@ def main() -> int:
             loader = threading.Thread(target=lambda: result.setdefault("placed", load(system.port, args.rate, stop)))
             loader.start()
             time.sleep(args.warmup)
-            pids = {process_label(p): p for p in system.pids()}
+            pids = {}
+            for pid in system.pids():  # several web processes: web, web-2, ...
+                label = process_label(pid)
+                pids[label if label not in pids else f"{label}-{sum(k.startswith(label) for k in pids) + 1}"] = pid
+            profiled = [name for name in pids if name.split("-")[0] in PYTHON_PROCESSES]
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             recorders = {}
-            for name in PYTHON_PROCESSES:
+            for name in profiled:
                 out = Path(tmp) / f"{name}.txt"
                 recorders[name] = (out, subprocess.Popen(
                     [py_spy, "record", "--pid", str(pids[name]), "--duration", str(int(args.seconds)), "--rate", "100",
@@ -113,7 +117,7 @@ def main() -> int:
             loader.join(60)
             print(f"\n{args.rate:g} orders/s offered; {args.seconds:g} s recorded; CPU in the window "
                   f"(% of one core): " + ", ".join(f"{n} {100 * c / args.seconds:.0f}" for n, c in sorted(cpu.items(), key=lambda kv: -kv[1])))
-            for name in PYTHON_PROCESSES:
+            for name in profiled:
                 out, _ = recorders[name]
                 if not out.exists():
                     print(f"\n{name}: no profile (py-spy could not attach)")

@@ -23,8 +23,14 @@ def program_blocks(replicas: int) -> list[tuple[str, str, int]]:
         blocks.append((name, f"{python} manage.py runservice {name}", 20))
     # supervisord opens the web port itself and hands it to each Daphne process as fd 0
     # ([fcgi-program]), so SAGA_WEB_PROCESSES processes accept from one socket
-    blocks.append(("web", f"{python} -m daphne -v 0 --fd 0 sagaboard.asgi:application", 30))
+    blocks.append(("web", web_command(python, "--fd 0"), 30))
     return blocks
+
+
+def web_command(python: str, listen: str) -> str:
+    """Daphne serving Sagaboard, listening as `listen` says: "--fd 0" under supervisord (which holds
+    the port for all the web processes), "-b HOST -p PORT" for one process alone (docker-compose.yml)."""
+    return f"{python} -m daphne -v 0 {listen} sagaboard.asgi:application"
 
 
 def config(replicas: int = 1, service_env: dict[str, str] | None = None) -> str:

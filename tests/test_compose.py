@@ -145,6 +145,9 @@ def test_processes_run_as_make_run_runs_them(settings):
     settings.SAGA_BIND, settings.PORT, settings.SAGA_EMBEDDED_BROKER = web["SAGA_BIND"], int(web["PORT"]), False
     blocks = {name: shlex.split(cmd.replace(sys.executable, "python")) for name, cmd, _ in supervision.program_blocks(2)}
     assert set(blocks) == {*settings.SERVICES, "web"}, "nothing embedded to start"
+    # one web process per container binds the port itself; under supervisord it is handed the port
+    blocks["web"] = shlex.split(supervision.web_command("python", f"-b {web['SAGA_BIND']} -p {web['PORT']}"))
+    assert supervision.program_blocks(2)[-1][1] == supervision.web_command(sys.executable, "--fd 0")
     for name, cmd in blocks.items():
         assert command(name) == cmd, name
     assert web["SAGA_BIND"] == "0.0.0.0"

@@ -140,7 +140,7 @@ def test_stop_and_start_a_service_from_the_page_and_it_catches_up(board, system)
 
 def test_live_updates_continue_after_the_web_server_restarts(board, system):
     connections = int(board.get_attribute("#live-state", "data-connections"))
-    assert "web" in system.supervisorctl("restart", "web")
+    assert "web" in system.supervisorctl("restart", "web:*")  # every web process (SAGA_WEB_PROCESSES)
     board.wait_for_function(f"() => Number(document.getElementById('live-state').dataset.connections) > {connections}", timeout=60_000)
     wait_live(board, 60_000)
     system.grant("erin", 1000)

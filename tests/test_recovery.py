@@ -104,7 +104,9 @@ def test_service_down_for_a_minute_catches_up_from_committed_offsets(system):
     assert system.wait_consistent(timeout=20)
 
 
-BACKLOG = 1000
+# Large enough that point, working through it in batches, is still at it when it is told to stop
+# (with 1,000 it had finished the lot before the stop arrived).
+BACKLOG = 3000
 
 
 def stop_took(log: str, service: str) -> float:
@@ -127,7 +129,7 @@ def test_service_stopped_amid_a_backlog_exits_on_sigterm_and_catches_up(system):
 
     system.grant("backlog", 10 * BACKLOG)
     system.stop_service("point")
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(16) as pool:
         ids = [o["id"] for o in pool.map(lambda _: system.order("backlog", 10), range(BACKLOG))]
     system.supervisorctl("start", "point")
     wait_until(lambda: system.balance("backlog") < 10 * BACKLOG, 60, 0.05, "point to work on the backlog")
