@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -285,6 +286,10 @@ class Bench:
             finally:
                 self.say("stopping Sagaboard")
                 self.system.stop()
+                kept = ROOT / "var" / "bench-system.log"  # every process's log, for a look afterwards
+                kept.parent.mkdir(exist_ok=True)
+                shutil.copyfile(self.system.log_path, kept)
+                self.say(f"the system's log: {kept}")
 
     async def measure(self) -> int:
         a = self.args

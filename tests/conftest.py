@@ -45,3 +45,12 @@ def broker():
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def _forget_known_holders():
+    """The web's cache of holders with an account (services/point/selectors.py) outlives a test's
+    database; a test starts without it."""
+    from services.point.selectors import known_holders
+
+    known_holders.seen.clear()

@@ -8,8 +8,9 @@ with no wait, 0.26 ms with a 1 ms wait, 0.6 ms with 10 ms and 1 ms with 50 ms. T
 polls by six consumers took a fifth of a core with nothing to do. So a consumer *parks* (`Parking`):
 its partitions stay paused, and it fetches only when a bell rings, when its last fetch brought
 records (there may be more), or when a slow safety look is due (SAGA_IDLE_POLL_MS). Each fetch
-has a short wait (SAGA_KAFKA_FETCH_MAX_WAIT_MS) and fetches are at least SAGA_FETCH_LINGER_MS
-apart, so under load each carries many records. Every publisher of the saga topic in Sagaboard
+has a short wait (SAGA_KAFKA_FETCH_MAX_WAIT_MS); while records keep coming, fetches are at least
+SAGA_FETCH_LINGER_MS apart, so under load each carries many records, while the first fetch after
+a park goes at once, so a lone order is not delayed. Every publisher of the saga topic in Sagaboard
 (the services' after-commit publishers and relays, the web process) rings after the broker
 acknowledged its records.
 
@@ -36,6 +37,7 @@ from pathlib import Path
 
 MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux; leave room
 LISTING_SECONDS = 0.5  # how long a ringer trusts its listing of the bells
+LOOKS_AFTER_A_RING = 2  # more looks a consumer woken by a bell takes before it parks again
 
 
 def directory(data_dir: Path) -> Path:
@@ -151,6 +153,7 @@ class Parking:
         # fetch waits is enough (a look that misses a slow answer leaves it buffered for the next).
         self.timeout_ms = 4 * fetch_wait_ms + 5 if enabled else max(100, 2 * fetch_wait_ms)
         self.hot = True  # the last fetch brought records: fetch again without waiting for a bell
+        self.promised = 0  # looks left that a ring promised records for
         self.fetched_at = 0.0
         self.parked = 0  # how often it waited for a bell
         self.parked_since: float | None = None  # time.time() it began waiting for a bell, None while fetching
@@ -176,13 +179,17 @@ class Parking:
         if not assigned or not self.hot:
             self.parked += 1
             self.parked_since = self.parked_since or time.time()
-            await self._wait_for(stopping, self.changed, bell=True, timeout=self.poll)
+            rang = await self._wait_for(stopping, self.changed, bell=True, timeout=self.poll)
             assigned = consumer.assignment()
             if not assigned or stopping.is_set():
                 return {}
-        pause = self.fetched_at + self.linger - time.monotonic()
-        if pause > 0:
-            await self._wait_for(stopping, timeout=pause)
+            # a bell promises records: if the first look misses them (a busy broker's answer can
+            # come after the look ends; it stays buffered), look again before parking
+            self.promised = LOOKS_AFTER_A_RING if rang else 0
+        else:  # busy: let records gather (waking from a park fetches at once, for latency)
+            pause = self.fetched_at + self.linger - time.monotonic()
+            if pause > 0:
+                await self._wait_for(stopping, timeout=pause)
         self.fetched_at = time.monotonic()
         consumer.resume(*assigned)
         try:
@@ -191,20 +198,30 @@ class Parking:
             # before anything else runs, so aiokafka sends no further fetch until the next cycle
             # (a response still on its way is kept, and handed out after the next resume)
             consumer.pause(*consumer.assignment())
-        self.hot = bool(batches)
-        if self.hot:
-            self.parked_since = None
+        if batches:
+            self.hot, self.parked_since, self.promised = True, None, 0
+        elif self.promised > 0:
+            self.promised -= 1
+            self.hot = True
+        else:
+            self.hot = False
         return batches
 
-    async def _wait_for(self, stopping: asyncio.Event, *events: asyncio.Event, bell: bool = False, timeout: float) -> None:
+    async def _wait_for(self, stopping: asyncio.Event, *events: asyncio.Event, bell: bool = False, timeout: float) -> bool:
+        """Wait for `stopping`, an event or (with `bell`) a ring, at most `timeout` s; True if it rang."""
         waiters = [asyncio.ensure_future(e.wait()) for e in (stopping, *events)]
-        if bell:
-            waiters.append(asyncio.ensure_future(self.bell.wait(timeout)))
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        ringing = asyncio.ensure_future(self.bell.wait(timeout)) if bell else None
+        await asyncio.wait([*waiters, *([ringing] if ringing else [])], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
         for event in events:
             event.clear()
+        if ringing is None:
+            return False
+        if ringing.done():
+            return ringing.result()
+        ringing.cancel()
+        return False
 
 
 def parking(name: str) -> Parking:

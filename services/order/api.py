@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from sagaboard.schema import errors, order_id
 from sagaboard.kernel.events import POLICIES
 from services.point.api import HOLDER_ID
-from services.point.models import Account
+from services.point.selectors import holder_exists
 
 from .models import Order
 from .services import place_order
@@ -44,7 +44,7 @@ class PlaceOrderSerializer(serializers.Serializer):
     def validate_holderId(self, holder_id):
         # The web process may read the point service's table to give a clear 400 early; the point
         # service still decides for itself when the exchange arrives.
-        if not Account.objects.filter(holder_id=holder_id).exists():
+        if not holder_exists(holder_id):
             raise serializers.ValidationError(f"unknown holder {holder_id!r}: grant points first (POST /points)")
         return holder_id
 
