@@ -8,6 +8,8 @@ It starts the whole system with the test harness (tests/system.py: `manage.py ru
 broker, every service, Daphne) on free ports of 127.0.0.1 in a temporary directory — SQLite, or
 PostgreSQL when DATABASE_URL is set — and stops it when done. The events are PointsGranted of a
 holder "bench" that no service acts on (the monitor records them), so the sagas are untouched.
+After the broker acknowledges each, the bench rings the system's doorbells as Sagaboard's own
+publishers do (sagaboard/kernel/doorbell.py), so the feed's consumer fetches it at once.
 """
 import argparse
 import asyncio
@@ -33,7 +35,10 @@ async def measure(system: System, rate: int, seconds: float) -> tuple[list[float
     from aiokafka import AIOKafkaProducer
     from websockets.asyncio.client import connect
 
+    from sagaboard.kernel.doorbell import Ringer, directory
     from sagaboard.kernel.events import Event
+
+    ringer = Ringer(directory(Path(system.env["SAGA_DATA_DIR"])))
 
     sent: dict[str, int] = {}
     latencies: list[float] = []
@@ -62,7 +67,8 @@ async def measure(system: System, rate: int, seconds: float) -> tuple[list[float
                 await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
                 event = Event(eventType="PointsGranted", orderId=None, source="bench", payload={"holderId": "bench", "point": 0})
                 sent[event.eventId] = time.perf_counter_ns()
-                await producer.send(system.env.get("SAGA_TOPIC", "choreography.deadline"), event.to_bytes(), key=b"bench")
+                ack = await producer.send(system.env.get("SAGA_TOPIC", "choreography.deadline"), event.to_bytes(), key=b"bench")
+                ack.add_done_callback(lambda _: ringer.ring())  # as Sagaboard's publishers do once the broker has it
             end = time.monotonic() + 10  # bounded wait for the stragglers
             while sent and time.monotonic() < end:
                 await asyncio.sleep(0.05)
@@ -70,6 +76,7 @@ async def measure(system: System, rate: int, seconds: float) -> tuple[list[float
             return latencies, feed_lags, total
     finally:
         await producer.stop()
+        ringer.close()
 
 
 def main():

@@ -7,7 +7,8 @@ from tests.system import wait_until
 
 pytestmark = pytest.mark.system
 SYSTEM_ENV = {
-    "SAGA_FAULT_CRASH": "handler_after_commit:0.04,relay_after_publish:0.04,relay_before_publish:0.02,handler_mid:0.02",
+    # per batch and per publish (several records each), so higher than a per-record rate would be
+    "SAGA_FAULT_CRASH": "handler_after_commit:0.1,relay_after_publish:0.1,relay_before_publish:0.05,handler_mid:0.05",
     "SAGA_DEADLINE_SECONDS": "30",
 }
 ORDERS = 24
