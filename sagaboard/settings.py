@@ -160,7 +160,7 @@ SAGA_OUTBOX_POLL_MS = env.int("SAGA_OUTBOX_POLL_MS", default=1000)
 # records. With an external Kafka they long-poll instead (fetch.max.wait.ms, as Kafka documents).
 SAGA_DOORBELLS = env.bool("SAGA_DOORBELLS", default=SAGA_EMBEDDED_BROKER)
 SAGA_KAFKA_FETCH_MAX_WAIT_MS = env.int("SAGA_KAFKA_FETCH_MAX_WAIT_MS", default=5 if SAGA_DOORBELLS else 500)
-SAGA_IDLE_POLL_MS = env.int("SAGA_IDLE_POLL_MS", default=1000)
+SAGA_IDLE_POLL_MS = env.int("SAGA_IDLE_POLL_MS", default=2000)
 SAGA_FETCH_LINGER_MS = env.int("SAGA_FETCH_LINGER_MS", default=20)
 SAGA_PUBLISH_LINGER_MS = env.int("SAGA_PUBLISH_LINGER_MS", default=5)
 # A service process's hold on a partition (sagaboard/kernel/leases.py), renewed every second (a

@@ -197,8 +197,9 @@ class Runtime:
             batch = self.lanes.take(BATCH_LIMIT)
             if not batch:
                 self.work.clear()
-                try:
-                    await asyncio.wait_for(self.work.wait(), COMMIT_EVERY_SECONDS)
+                uncommitted = bool(self.offsets.to_commit(self.consumer.assignment()))
+                try:  # with something to commit, wait a little; else until there is work
+                    await asyncio.wait_for(self.work.wait(), COMMIT_EVERY_SECONDS if uncommitted else None)
                 except TimeoutError:
                     await self.commit_offsets()  # nothing to do for a while: commit what is finished
                 continue

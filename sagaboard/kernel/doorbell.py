@@ -86,14 +86,15 @@ class Doorbell:
             return True
         loop = asyncio.get_running_loop()
         rang = loop.create_future()
-        loop.add_reader(self.sock.fileno(), lambda: rang.done() or rang.set_result(True))
+        fd = self.sock.fileno()  # kept: close() may come while this waits
+        loop.add_reader(fd, lambda: rang.done() or rang.set_result(True))
         try:
             await asyncio.wait_for(rang, timeout)
         except TimeoutError:
             pass
         finally:
-            loop.remove_reader(self.sock.fileno())
-        return self.drain() > 0
+            loop.remove_reader(fd)
+        return self.sock is not None and self.drain() > 0
 
 
 class Ringer:

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 3.0
 BATCH = 500
+IDLE_LOOKS = 10  # the relay's looks that found nothing before it looks less often
+IDLE_BACKOFF = 5
 RETRY_SECONDS = 0.5
 
 # The publisher of this process, if it has one (set by the service runtime or the web process):
@@ -271,19 +273,26 @@ class Relay:
                 return total
 
     async def run(self, stopping: asyncio.Event) -> None:
+        """Look every `poll_seconds` while leftovers turn up; after IDLE_LOOKS looks that found none,
+        every IDLE_BACKOFF × `poll_seconds` (an idle process should sleep; a writer that died is
+        rare, and its leftovers wait a few seconds more)."""
         grace = 0.0  # at start-up every leftover goes, however young
+        empty = 0
         while not stopping.is_set():
             try:
                 published = await self.publish_pending(grace)
                 if published:
                     log.info("outbox relay of %s published %s leftover events", self.using, published)
                 grace = self.grace_seconds
+                empty = 0 if published else empty + 1
             except Exception as exc:  # broker or database hiccup: keep the rows, try again shortly
                 log.warning("outbox relay of %s failed, retrying: %r", self.using, exc)
+                empty = 0
                 if self.on_failure is not None:
                     await self.on_failure()
+            wait = self.poll_seconds * (IDLE_BACKOFF if empty >= IDLE_LOOKS else 1)
             try:
-                await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
+                await asyncio.wait_for(self.wake.wait(), wait)
             except TimeoutError:
                 pass
             self.wake.clear()
