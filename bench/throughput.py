@@ -416,9 +416,13 @@ class Bench:
             self.row(f"{name}: failed POSTs", ", ".join(f"{k} × {v}" for k, v in placed.errors.items()))
 
     async def quiet(self) -> None:
-        """Wait until no order is pending (bounded by the deadline + 30 s): the next phase starts clean."""
+        """Wait until no order is pending and no event has been recorded for a second (the last
+        compensations done), bounded by the deadline + 30 s: the next phase starts clean."""
         def settled():
-            return self.system.get("/dashboard/board.json", status="PENDING")["count"] == 0
+            if self.system.get("/dashboard/board.json", status="PENDING")["count"]:
+                return False
+            newest = self.system.get("/events", limit=1)
+            return not newest or time.time() * 1000 - newest[0]["timestamp"] > 1000
         try:
             await asyncio.to_thread(wait_until, settled, self.args.deadline_seconds + 30, 0.5, "every order to settle")
         except AssertionError as exc:
