@@ -291,9 +291,9 @@ class Relay:
                 if self.on_failure is not None:
                     await self.on_failure()
             wait = self.poll_seconds * (IDLE_BACKOFF if empty >= IDLE_LOOKS else 1)
-            try:
-                await asyncio.wait_for(self.wake.wait(), wait)
-            except TimeoutError:
-                pass
+            waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stopping.wait())]
+            await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
             self.wake.clear()
         await asyncio.get_running_loop().run_in_executor(self.executor, self.release)
