@@ -56,8 +56,10 @@ async def bare_timers(due_ms):
     return lateness
 
 
-async def through_the_service(address, topic, due_ms, timeout):
+async def through_the_service(address, topic, due_ms, timeout, data_dir):
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from sagaboard.kernel.doorbell import Ringer, directory
 
     producer = AIOKafkaProducer(bootstrap_servers=address, acks="all")
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=address, group_id=f"bench-{uuid.uuid4().hex[:6]}",
@@ -71,6 +73,9 @@ async def through_the_service(address, topic, due_ms, timeout):
                  "policy": "safe", "payload": {"holderId": "bench", "currencyId": "1", "amount": 1}}
         await producer.send(topic, json.dumps(event).encode(), key=str(order_id).encode(), headers=[("type", b"OrderCreated")])
     await producer.flush()
+    ringer = Ringer(directory(Path(data_dir)))  # the deadline service fetches when rung, as by Sagaboard's publishers
+    ringer.ring()
+    ringer.close()
     fired, received = {}, {}
     end = time.monotonic() + timeout
     while len(fired) < len(due_ms) and time.monotonic() < end:
@@ -93,8 +98,6 @@ def main():
     parser.add_argument("--lead", type=float, default=3.0, help="seconds before the first deadline is due")
     args = parser.parse_args()
 
-    from sagaboard.kernel.broker import tansu_command
-
     tmp = tempfile.mkdtemp(prefix="sagaboard-bench-")
     port = free_port()
     env = {**os.environ, "SAGA_DATA_DIR": tmp, "SAGA_BROKER_PORT": str(port),
@@ -102,7 +105,9 @@ def main():
     if env.get("DATABASE_URL"):
         env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + f"/bench_{uuid.uuid4().hex[:8]}"
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    broker = subprocess.Popen(tansu_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the instance's own broker (its cluster id is the data directory's, which the service checks)
+    broker = subprocess.Popen([sys.executable, "manage.py", "runbroker"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     service = None
     try:
         subprocess.run([sys.executable, "manage.py", "setupdb"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -110,7 +115,7 @@ def main():
         time.sleep(args.lead)  # let it join its group before the first deadline is armed
         start = time.time() * 1000 + args.lead * 1000
         due = [int(start + random.random() * args.spread * 1000) for _ in range(args.deadlines)]
-        fired, received = asyncio.run(through_the_service(f"127.0.0.1:{port}", "choreography.deadline", due, args.lead + args.spread + 30))
+        fired, received = asyncio.run(through_the_service(f"127.0.0.1:{port}", "choreography.deadline", due, args.lead + args.spread + 30, tmp))
         start = time.time() * 1000 + 500
         bare = asyncio.run(bare_timers([int(start + random.random() * args.spread * 1000) for _ in range(args.deadlines)]))
     finally:

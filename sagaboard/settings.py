@@ -4,6 +4,7 @@ Each service owns a database. With no DATABASE_URL they are SQLite files under S
 with DATABASE_URL=postgres://.../NAME each service gets its own PostgreSQL database NAME_<service>
 (created by `manage.py setupdb`); <SERVICE>_DATABASE_URL overrides one service's database.
 """
+import hashlib
 from pathlib import Path
 
 import environ
@@ -139,6 +140,10 @@ SAGA_BROKER_PORT = env.int("SAGA_BROKER_PORT", default=19092)
 SAGA_EMBEDDED_BROKER = not KAFKA_BOOTSTRAP_SERVERS
 if SAGA_EMBEDDED_BROKER:
     KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{SAGA_BROKER_PORT}"
+# The embedded broker's cluster id is this instance's, named after its data directory: a process of
+# another instance that reaches it (a port clash) refuses to use it (sagaboard/kernel/broker.py).
+SAGA_CLUSTER_ID = ("sagaboard-" + hashlib.sha1(str(SAGA_DATA_DIR.resolve()).encode()).hexdigest()[:12]
+                   if SAGA_EMBEDDED_BROKER else "")
 SAGA_TOPIC = env.str("SAGA_TOPIC", default="choreography.deadline")
 SAGA_TOPIC_PARTITIONS = env.int("SAGA_TOPIC_PARTITIONS", default=3)
 SAGA_DEADLINE_SECONDS = env.float("SAGA_DEADLINE_SECONDS", default=10.0)

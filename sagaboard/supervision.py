@@ -3,7 +3,9 @@ configuration and becomes it; the web process and tests stop and start services 
 XML-RPC interface on a Unix socket."""
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 import xmlrpc.client
 from pathlib import Path
@@ -143,3 +145,39 @@ def _typed(path: Path) -> str:
 def control_hint() -> str:
     """The banner's line: how to control the running system by hand."""
     return " ".join(supervisorctl_command()) + " status|stop NAME|start NAME"
+
+
+# --- one instance per data directory, ports of its own (README, "Two commands") ---------------------
+def port_in_use(host: str, port: int) -> bool:
+    """Whether a TCP listener cannot bind `host`:`port` (something listens there already)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as supervisord and Tansu bind
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def running_here() -> bool:
+    """Whether a supervisord of this data directory answers on its socket (a stale socket file of
+    one that was killed does not count, and is removed)."""
+    path = Path(settings.SAGA_SUPERVISOR_SOCKET)
+    if not path.exists():
+        return False
+    try:
+        control().supervisor.getState()
+        return True
+    except (OSError, xmlrpc.client.Error):
+        path.unlink(missing_ok=True)
+        return False

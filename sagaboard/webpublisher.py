@@ -51,6 +51,12 @@ class WebPublisher:
             await asyncio.gather(self.task, return_exceptions=True)
 
     async def run(self) -> None:
+        try:
+            if not await broker.verify_broker(self.stopping):
+                return
+        except broker.ForeignBroker as exc:  # the rows stay in the outboxes: nothing goes to another instance
+            log.critical("web publisher: %s", exc)
+            return
         producer = broker.producer()
         if not await broker.start_with_retry(producer, "web publisher", self.stopping):
             return

@@ -33,7 +33,10 @@ def broker():
     from tests.system import free_port, wait_until
 
     port = free_port()
-    proc = subprocess.Popen(tansu_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from django.conf import settings
+
+    # with this test process's cluster id, so its kernel tests may use it as their embedded broker
+    proc = subprocess.Popen(tansu_command(port, settings.SAGA_CLUSTER_ID), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def listening():
         import socket

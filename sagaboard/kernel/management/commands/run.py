@@ -48,6 +48,7 @@ class Command(BaseCommand):
 
     def handle(self, replicas, **options):
         service_env = fault_environment(options["duplicate_rate"], options["crash"], options["fault_ledger"])
+        self.claim_ports()
         call_command("setupdb", verbosity=0)
         conf = supervision.config_path()
         conf.write_text(supervision.config(replicas, service_env))
@@ -67,3 +68,27 @@ class Command(BaseCommand):
         self.stdout.flush()
         supervisord = Path(sys.executable).with_name("supervisord")
         os.execv(supervisord, [str(supervisord), "-c", str(conf)])
+
+    def claim_ports(self) -> None:
+        """This instance's data directory, web port and broker port must be its own: a second
+        Sagaboard on the same machine never joins the first's broker or shares its socket.
+
+        Raises CommandError (exit 1) when this data directory's Sagaboard already runs, when the
+        web port is taken, or when SAGA_BROKER_PORT was given and is taken; a default broker port
+        that is taken is replaced by a free one, which the processes inherit and the banner shows."""
+        if supervision.running_here():
+            raise CommandError(
+                f"Sagaboard already runs from {settings.SAGA_DATA_DIR} ({settings.SAGA_SUPERVISOR_SOCKET} answers): "
+                "stop it first (Ctrl-C in its terminal), or give this one another SAGA_DATA_DIR")
+        if supervision.port_in_use(settings.SAGA_BIND, settings.PORT):
+            raise CommandError(f"port {settings.PORT} on {settings.SAGA_BIND} is in use (another Sagaboard, or another "
+                               f"server): choose another with PORT, e.g. PORT={settings.PORT + 1} make run")
+        if settings.SAGA_EMBEDDED_BROKER and supervision.port_in_use("127.0.0.1", settings.SAGA_BROKER_PORT):
+            if "SAGA_BROKER_PORT" in os.environ:
+                raise CommandError(
+                    f"the broker port {settings.SAGA_BROKER_PORT} (SAGA_BROKER_PORT) on 127.0.0.1 is in use (another "
+                    f"Sagaboard's broker?): choose another, e.g. SAGA_BROKER_PORT={settings.SAGA_BROKER_PORT + 1}")
+            taken, port = settings.SAGA_BROKER_PORT, supervision.free_port()
+            os.environ["SAGA_BROKER_PORT"] = str(port)  # every process supervisord starts inherits it
+            settings.SAGA_BROKER_PORT, settings.KAFKA_BOOTSTRAP_SERVERS = port, f"127.0.0.1:{port}"
+            self.stdout.write(f"The broker port {taken} is in use (another Sagaboard?); this one's broker takes {port}.")

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from sagaboard.kernel.broker import tansu_command
+from sagaboard.supervision import port_in_use
 
 
 class Command(BaseCommand):
@@ -12,5 +13,10 @@ class Command(BaseCommand):
     def handle(self, **options):
         if not settings.SAGA_EMBEDDED_BROKER:
             raise CommandError(f"KAFKA_BOOTSTRAP_SERVERS is set ({settings.KAFKA_BOOTSTRAP_SERVERS}); no broker to run")
-        command = tansu_command(settings.SAGA_BROKER_PORT)
+        port = settings.SAGA_BROKER_PORT
+        # Tansu 0.6.0 panics on a port in use and exits 0, which supervisord takes for a clean stop
+        if port_in_use("127.0.0.1", port):
+            raise CommandError(f"port {port} on 127.0.0.1 is in use (another Sagaboard's broker?): "
+                               f"choose another with SAGA_BROKER_PORT, e.g. SAGA_BROKER_PORT={port + 1}")
+        command = tansu_command(port, settings.SAGA_CLUSTER_ID)
         os.execv(command[0], command)  # become the broker, so signals reach it directly
