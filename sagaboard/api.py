@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import HttpResponseNotFound, JsonResponse
+from django.utils.html import escape
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -20,6 +22,20 @@ HEARTBEAT_FRESH_SECONDS = 5  # processes beat every second; older rows are from 
 def fresh_heartbeats(service: str, *fields: str) -> list[dict]:
     """The heartbeats of a service's live processes (a killed process leaves a stale row)."""
     return list(ProcessHeartbeat.live(service, HEARTBEAT_FRESH_SECONDS).values(*fields))
+
+
+def unknown_path(request, *args, **kwargs):
+    """Any path no route takes: a 404 that says so, in JSON (the API's error format), or a short
+    page for a browser (it asks for text/html). Django's own 404 was an HTML page for everyone."""
+    detail = f"no such path: {request.path[:200]}"
+    if "text/html" in request.headers.get("Accept", ""):
+        return HttpResponseNotFound(f"<!doctype html><title>Not found</title><h1>Not found</h1><p>{escape(detail)}</p>")
+    return JsonResponse({"detail": detail}, status=404)
+
+
+def not_found(request, exception=None):
+    """Django's handler404 (production mode): an Http404 raised by a view, answered like an unknown path."""
+    return unknown_path(request)
 
 
 def exception_handler(exc, context):

@@ -3,12 +3,15 @@ and the checking of order ids, which every database must be able to hold."""
 import re
 
 from django.http import Http404
+from django.urls import register_converter
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 
-MAX_ID = 2**63 - 1  # the largest id PostgreSQL and SQLite store (bigint)
+from sagaboard.kernel.events import BIGINT_MAX
+
+MAX_ID = BIGINT_MAX  # the largest id PostgreSQL and SQLite store (bigint)
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
@@ -19,6 +22,25 @@ def order_id(value: str | None, *, name: str = "orderId", required: bool = False
     if value is None or not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_ID:
         raise exceptions.ValidationError({name: [f"{'required, ' if required else ''}a positive integer up to {MAX_ID}"]})
     return int(value)
+
+
+class OrderIdConverter:
+    """`<order_id:...>` in a URL: an id every database can hold (1 to MAX_ID); anything else does
+    not match, so it is a 404 like any unknown path, never an overflow in the database (a 500)."""
+
+    regex = "[0-9]{1,19}"
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if not 1 <= number <= MAX_ID:
+            raise ValueError(f"order id out of range: {value}")
+        return number
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+register_converter(OrderIdConverter, "order_id")
 
 
 class DetailSerializer(serializers.Serializer):

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sagaboard.api import (
     AdjustBalanceView, ConsistencyView, DeadLettersView, OutcomesView, RejectOrderView, ReplayDeadLetterView, ServicesView,
+    unknown_path,
 )
 from services.deadline.api import DeadlinesView
 from services.exchange.api import ExchangesView
@@ -38,4 +39,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
+    re_path(r"", unknown_path),  # last: anything else is a 404 that says so, never Django's HTML page
 ]
+handler404 = "sagaboard.api.not_found"  # an Http404 in production mode: JSON too

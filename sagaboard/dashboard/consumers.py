@@ -2,7 +2,7 @@
 /ws/sagas/<orderId>/ (one order's events). Messages are documented in the README ("Dashboard")."""
 from __future__ import annotations
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
 from sagaboard.access import may_read
 
@@ -41,3 +41,11 @@ class SagaConsumer(AsyncJsonWebsocketConsumer):
 
     async def saga_message(self, event):
         await self.send_json(event["message"])
+
+
+class NoSuchSocket(AsyncWebsocketConsumer):
+    """Every other WebSocket path (`/ws/nope/`, `/ws/sagas/abc/`, `/ws/sagas/1` without its slash):
+    the handshake is refused (Daphne answers it 403), where the router's "no route" was a 500."""
+
+    async def connect(self):
+        await self.close(code=4404)

@@ -8,9 +8,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
+from rest_framework.exceptions import ValidationError
 
 from sagaboard import supervision
 from sagaboard.access import may_operate, may_read
+from sagaboard.schema import order_id
 from services.monitor.api import EventsView
 
 from . import scenarios, snapshot
@@ -36,7 +38,8 @@ def operator(view):
 
 
 def _int(value, default=None):
-    return int(value) if value and value.isdigit() else default
+    """A small positive number (a page), else `default`."""
+    return int(value) if value and value.isascii() and value.isdigit() and len(value) <= 9 else default
 
 
 # --- pages -----------------------------------------------------------------------------------------
@@ -85,17 +88,24 @@ def _explorer(request):
 @readable
 def board_json(request):
     q = request.GET
-    ids = [int(i) for i in q.get("ids", "").split(",") if i.isdigit()] if "ids" in q else None
+    try:
+        ids = [order_id(i.strip(), name="ids") for i in q["ids"].split(",") if i.strip()] if "ids" in q else None
+        order = order_id(q["order"].strip(), name="order") if q.get("order", "").strip() else ""
+    except ValidationError as exc:
+        return JsonResponse(exc.detail, status=400)
     return JsonResponse(snapshot.board(
         page=_int(q.get("page"), 1), status=q.get("status", ""), holder=q.get("holder", "").strip(),
-        order_id=_int(q.get("order", "").strip(), ""), ids=ids,
+        order_id=order, ids=ids,
     ))
 
 
 @require_GET
 @readable
 def saga_json(request, order_id):
-    return JsonResponse(_saga(order_id))
+    detail = snapshot.saga(order_id)
+    if detail is None:
+        return JsonResponse({"detail": f"no order {order_id}"}, status=404)
+    return JsonResponse(detail)
 
 
 async def services_json(request):
@@ -117,7 +127,7 @@ def consistency_json(request):
 @operator
 def service_control(request, name, action):
     if name not in supervision.PROGRAMS:
-        raise Http404(f"no service {name}")
+        return JsonResponse({"detail": f"no service {name}"}, status=404)
     (supervision.stop if action == "stop" else supervision.start)(name)
     return JsonResponse({"name": name, "action": action, "services": snapshot.services()})
 
@@ -126,7 +136,7 @@ def service_control(request, name, action):
 @operator
 def launch_scenario(request, name):
     if name not in scenarios.SCENARIOS:
-        raise Http404(f"no scenario {name}")
+        return JsonResponse({"detail": f"no scenario {name}"}, status=404)
     orders = scenarios.launch(name)
     return JsonResponse({"scenario": name, "orders": [{"id": o.id, "policy": o.policy, "currencyId": o.currency_id} for o in orders]},
                         status=201)

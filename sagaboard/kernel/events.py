@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 import orjson
 
 POLICIES = ("safe", "naive")
+BIGINT_MAX = 2**63 - 1  # the largest integer a bigint column (PostgreSQL, SQLite) holds
 
 # eventType -> the payload fields it must carry. A new event type is one line here.
 EVENT_TYPES: dict[str, tuple[str, ...]] = {
@@ -102,6 +103,10 @@ class Event:
         need("orderId", int, nullable=True)
         need("timestamp", int)
         need("deadline", int, nullable=True)
+        for name, lowest in (("orderId", 1), ("timestamp", 0), ("deadline", 0)):  # what the databases hold
+            value = data.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and not lowest <= value <= BIGINT_MAX:
+                problems.append(f"{name}: out of range ({lowest} to {BIGINT_MAX})")
         need("causationId", str, nullable=True)
         need("source", str)
         need("payload", dict)

@@ -1,0 +1,128 @@
+"""No input reaches a 5xx: unknown paths and out-of-range ids are 4xx with a JSON reason (in
+process, real databases); the dashboard's JSON under generated queries (hypothesis); WebSocket
+paths that do not exist are refused in the handshake (a running system); an event whose numbers a
+database cannot hold is not an event, and its dead letter cannot be replayed (a 409, not a 500)."""
+import asyncio
+import json
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+
+from sagaboard.kernel.events import BIGINT_MAX, Event, InvalidEvent
+
+TOO_BIG = str(BIGINT_MAX + 1)
+
+
+@pytest.fixture
+def client(client):
+    client.defaults["HTTP_HOST"] = "127.0.0.1"
+    return client
+
+
+def json_4xx(response, status: int) -> dict:
+    assert response.status_code == status, (response.status_code, response.content[:300])
+    body = json.loads(response.content)
+    assert isinstance(body, dict) and body, body
+    return body
+
+
+@pytest.mark.django_db(databases="__all__")
+@pytest.mark.parametrize("path, status", [
+    (f"/dashboard/board.json?ids={TOO_BIG}", 400),
+    ("/dashboard/board.json?ids=1,abc", 400),
+    ("/dashboard/board.json?ids=0", 400),
+    (f"/dashboard/board.json?order={TOO_BIG}", 400),
+    ("/dashboard/board.json?order=-3", 400),
+    (f"/dashboard/sagas/{TOO_BIG}.json", 404),
+    ("/dashboard/sagas/7.json", 404),
+    ("/orders//1", 404),
+    ("/no/such/path", 404),
+    ("/points/", 200),
+    (f"/sagas/{TOO_BIG}/", 404),
+])
+def test_bad_paths_and_ids_are_4xx_with_a_json_reason(client, path, status):
+    response = client.get(path)
+    if status == 200:
+        assert response.status_code == 200
+        return
+    json_4xx(response, status)
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_an_unknown_path_is_a_page_for_a_browser_and_json_for_anyone_else(client):
+    page = client.get("/orders//1", HTTP_ACCEPT="text/html")
+    assert page.status_code == 404 and b"no such path: /orders//1" in page.content
+    assert json_4xx(client.get("/orders//1"), 404) == {"detail": "no such path: /orders//1"}
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_unknown_services_and_scenarios_are_json_404s(client):
+    assert "no service" in json_4xx(client.post("/dashboard/services/nope/stop"), 404)["detail"]
+    assert "no scenario" in json_4xx(client.post("/dashboard/scenarios/nope"), 404)["detail"]
+
+
+QUERY_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+
+
+@pytest.mark.django_db(databases="__all__")
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.dictionaries(st.sampled_from(["ids", "page", "order", "status", "holder", "format"]),
+                              st.one_of(QUERY_TEXT, st.integers(-2**70, 2**70).map(str)), max_size=5))
+def test_the_boards_json_never_fails_whatever_the_query(client, params):
+    response = client.get("/dashboard/board.json", params)
+    assert response.status_code in (200, 400), (params, response.status_code, response.content[:300])
+    json.loads(response.content)
+
+
+def envelope(**changes) -> dict:
+    data = {"eventId": str(uuid.uuid4()), "eventType": "DeadlineReached", "orderId": 5, "timestamp": 1, "deadline": 2,
+            "causationId": None, "source": "deadline", "policy": "safe", "payload": {}}
+    return {**data, **changes}
+
+
+@pytest.mark.parametrize("changes", [
+    {"orderId": BIGINT_MAX + 1}, {"orderId": 0}, {"orderId": -1}, {"timestamp": -1}, {"deadline": BIGINT_MAX + 1},
+])
+def test_the_event_contract_bounds_every_number_to_what_the_databases_hold(changes):
+    with pytest.raises(InvalidEvent, match="out of range"):
+        Event.from_dict(envelope(**changes))
+    assert Event.from_dict(envelope(orderId=BIGINT_MAX)).orderId == BIGINT_MAX
+
+
+@pytest.mark.system
+def test_websocket_paths_that_do_not_exist_are_refused_in_the_handshake(system):
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    origin = f"http://127.0.0.1:{system.port}"
+
+    async def handshake(path: str):
+        try:
+            async with connect(f"ws://127.0.0.1:{system.port}{path}", origin=origin, proxy=None, open_timeout=20) as ws:
+                return json.loads(await asyncio.wait_for(ws.recv(), 20))["kind"]
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    for path in ("/ws/sagas/abc/", "/ws/sagas/1", "/ws/nope/", f"/ws/sagas/{TOO_BIG}/", "/ws/sagas/0/"):
+        assert asyncio.run(handshake(path)) == 403, path
+    assert asyncio.run(handshake("/ws/sagas/")) == "hello"
+    assert asyncio.run(handshake("/ws/sagas/1/")) == "hello"
+
+
+@pytest.mark.system
+def test_an_event_out_of_range_is_dead_lettered_and_cannot_be_replayed(system):
+    from tests.system import wait_until
+    from tests.test_poison import produce
+
+    value = json.dumps(envelope(orderId=BIGINT_MAX + 1)).encode()
+    asyncio.run(produce(f"127.0.0.1:{system.broker_port}", "choreography.deadline", [value]))
+
+    def letters():
+        found = [dl for dl in system.get("/dead-letters") if "orderId: out of range" in dl["error"]]
+        return found if len(found) == 5 else None
+
+    found = wait_until(letters, 20, 0.2, "every consumer to dead-letter the event")
+    [points] = [dl for dl in found if dl["service"] == "point"]
+    response = system.http.post("/corrections/replay", json={"service": "point", "deadLetterId": points["id"], "reason": "try"})
+    assert response.status_code == 409 and "not an event that can be replayed" in response.json()["detail"], response.text
