@@ -146,25 +146,22 @@ class Runtime:
     def ingest(self, batches) -> None:
         """Parse each record once, note its offset, and put it in its lane (or finish it now)."""
         skips, lanes, offsets = self.service.skips, self.lanes, self.offsets
-        added = False
+        added = finished = False
         for tp, records in batches.items():
             for record in records:
                 if not offsets.received(tp, record.offset):
                     log.warning("%s: %s restarted at offset %s", self.service.name, tp, record.offset)
                 kind = next((v for k, v in record.headers or () if k == "type"), None)
-                if skips(kind):
-                    offsets.finished(tp, record.offset)
-                    self.handled += 1
-                    continue
-                delivery = self.deliver(tp, record)
+                delivery = None if skips(kind) else self.deliver(tp, record)
                 if delivery is None:
                     offsets.finished(tp, record.offset)
                     self.handled += 1
+                    finished = True
                     continue
                 lanes.add(delivery)
                 self.in_flight += 1
                 added = True
-        if added:
+        if added or finished:  # records finished here are committed by the batch loop too
             self.work.set()
 
     def deliver(self, tp, record) -> Delivery | None:
