@@ -9,7 +9,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler as drf_exception_handler
 
-from sagaboard import consistency, corrections, supervision
+from sagaboard import consistency, corrections, idempotency, supervision
 from sagaboard.access import OperatorAccess
 from sagaboard.kernel.models import DeadLetter, InboxRecord, ProcessHeartbeat
 from sagaboard.schema import MAX_ID, errors, order_id
@@ -222,6 +222,11 @@ class CorrectionView(APIView):
     def get(self, request):
         return Response(EventLogSerializer(self.recorded(), many=True).data)
 
+    def owner(self, request) -> str | None:
+        """The database the correction writes to (its Idempotency-Key is kept there)."""
+        raise NotImplementedError
+
+    @idempotency.idempotent(lambda view, request: view.owner(request))
     def post(self, request):
         command = self.command(data=request.data)
         command.is_valid(raise_exception=True)
@@ -237,8 +242,8 @@ def _correction_schema(cls):
     summary = cls.__doc__.strip().splitlines()[0]
     cls.get = extend_schema(summary=f"Corrections recorded: {cls.event_type}",
                             responses={200: EventLogSerializer(many=True), **errors()})(cls.get)
-    cls.post = extend_schema(summary=summary, description=cls.__doc__, request=cls.command,
-                             responses={202: CorrectionResultSerializer, **errors(409)})(cls.post)
+    cls.post = extend_schema(summary=summary, description=cls.__doc__, request=cls.command, parameters=[idempotency.PARAMETER],
+                             responses={202: CorrectionResultSerializer, **errors(409, 422)})(cls.post)
     return cls
 
 
@@ -250,6 +255,9 @@ class RejectOrderView(CorrectionView):
 
     event_type = "OrderRejected"
     command = RejectOrderSerializer
+
+    def owner(self, request):
+        return "order"
 
     def recorded(self):
         return super().recorded().filter(payload__has_key="operator")
@@ -265,6 +273,9 @@ class AdjustBalanceView(CorrectionView):
     event_type = "PointsAdjusted"
     command = AdjustBalanceSerializer
 
+    def owner(self, request):
+        return "point"
+
     def correct(self, d, operator):
         return corrections.adjust_balance(d["holderId"], d["point"], operator=operator, reason=d["reason"],
                                           order_id=d.get("orderId")).eventId
@@ -276,6 +287,10 @@ class ReplayDeadLetterView(CorrectionView):
 
     event_type = "DeadLetterReplayed"
     command = ReplayDeadLetterSerializer
+
+    def owner(self, request):
+        service = request.data.get("service") if isinstance(request.data, dict) else None
+        return service if service in settings.SERVICES else None
 
     def correct(self, d, operator):
         return corrections.replay_dead_letter(d["service"], d["deadLetterId"], operator=operator, reason=d["reason"]).eventId

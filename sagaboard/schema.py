@@ -54,6 +54,7 @@ _ERRORS = {
     403: OpenApiResponse(DetailSerializer, description="Not allowed: log in (session or token); grants and corrections need staff."),
     404: OpenApiResponse(DetailSerializer, description="No such object."),
     409: OpenApiResponse(DetailSerializer, description="The correction does not apply (nothing to correct, or already done)."),
+    422: OpenApiResponse(DetailSerializer, description="The Idempotency-Key was used before with another request."),
 }
 
 

@@ -173,6 +173,8 @@ SAGA_PUBLISH_LINGER_MS = env.int("SAGA_PUBLISH_LINGER_MS", default=5)
 # after its last renewal.
 SAGA_PARTITION_LEASE_SECONDS = env.float("SAGA_PARTITION_LEASE_SECONDS", default=3.0)
 SAGA_SUPERVISOR_SOCKET = Path(env.str("SAGA_SUPERVISOR_SOCKET", default=str(SAGA_DATA_DIR / "supervisor.sock")))
+# How long the answer to a request with an Idempotency-Key is kept (sagaboard/idempotency.py)
+SAGA_IDEMPOTENCY_HOURS = env.float("SAGA_IDEMPOTENCY_HOURS", default=24.0)
 PORT = env.int("PORT", default=8088)
 # Daphne processes of the web server, sharing its port (one uses one core at most)
 SAGA_WEB_PROCESSES = env.int("SAGA_WEB_PROCESSES", default=2)

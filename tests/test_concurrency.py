@@ -1,6 +1,7 @@
 """Two processes of every service, sharing the partitions of the topic: two orders of
 one holder that together overspend, placed at the same moment, end with exactly one APPROVED and
-the balance never below zero; and two deadline processes fire each deadline once."""
+the balance never below zero; concurrent retries with one Idempotency-Key make one order; and two
+deadline processes fire each deadline once."""
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -64,3 +65,26 @@ def test_two_deadline_processes_fire_each_deadline_once(system):
         fired = Counter(e["eventId"] for e in system.get("/events", orderId=oid, type="DeadlineReached"))
         assert len(fired) == 1
     assert system.wait_consistent()
+
+
+def test_concurrent_retries_with_one_idempotency_key_make_one_order(system):
+    """Eight copies of one POST with one Idempotency-Key at the same moment, over both web
+    processes (a client that retries on its own timeout), three times over: one order each, spent
+    once, the same answer to every copy (sagaboard/idempotency.py)."""
+    system.grant("twice", 10000)
+    ids = set()
+    for attempt in range(3):
+        def place(_):
+            return system.http.post("/orders", json={"holderId": "twice", "currencyId": "1", "amount": 100},
+                                    headers={"Idempotency-Key": f"double-click-{attempt}"})
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(place, range(8)))
+        assert {a.status_code for a in answers} == {201}, [(a.status_code, a.text) for a in answers]
+        assert len({a.json()["id"] for a in answers}) == 1, [a.json() for a in answers]
+        ids.add(answers[0].json()["id"])
+    for order_id in ids:
+        system.wait_status(order_id, "APPROVED", timeout=30)
+    orders = [o for o in system.get("/orders") if o["holderId"] == "twice"]
+    assert sorted(o["id"] for o in orders) == sorted(ids)
+    assert system.balance("twice") == 10000 - 3 * 100

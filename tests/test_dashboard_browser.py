@@ -7,6 +7,7 @@ saved as artifacts (paths printed).
 
 The tests run in file order on one system, as a person would click through them."""
 import re
+import time
 
 import pytest
 
@@ -55,6 +56,32 @@ def test_place_an_order_from_the_page_and_watch_its_status_change(board):
     board.fill("#order-form [name=holderId]", "nobody")
     board.click("#order-form button")
     board.wait_for_selector("#form-result.error >> text=unknown holder")
+
+
+def test_a_double_click_places_one_order(board, system):
+    """The order form sends one Idempotency-Key per submission (static/dashboard/board.js): two
+    submits before the answer place one order; a submission after the answer is a new order."""
+    def alices():
+        return sorted(o["id"] for o in system.get("/orders") if o["holderId"] == "alice")
+
+    before = alices()
+    board.fill("#order-form [name=holderId]", "alice")
+    board.fill("#order-form [name=amount]", "100")
+    keys = []
+    board.on("request", lambda r: r.url.endswith("/orders") and r.method == "POST" and keys.append(r.headers.get("idempotency-key")))
+    board.evaluate("() => { const f = document.getElementById('order-form'); f.requestSubmit(); f.requestSubmit(); }")
+    wait_until(lambda: len(keys) == 2, 10, 0.05, "two POSTs")
+    assert keys[0] and keys[0] == keys[1], keys
+    board.wait_for_selector("#form-result.ok >> text=placed")
+    (order_id,) = order_id_from(board, "#form-result")
+    new = wait_until(lambda: (ids := alices()) != before and ids, 10, 0.1, "the order")
+    assert new == before + [order_id]
+    time.sleep(1)  # the second copy has had its answer too
+    assert alices() == before + [order_id]
+    board.click("#order-form button")  # after the answer: a new submission, a new key
+    wait_until(lambda: len(keys) == 3, 10, 0.05, "a third POST")
+    assert keys[2] != keys[0]
+    wait_until(lambda: len(alices()) == len(before) + 2, 10, 0.1, "a second order")
 
 
 def test_currency_200_safe_and_naive_anomaly_badge_on_the_naive_one_only(board, system):

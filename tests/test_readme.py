@@ -144,3 +144,22 @@ def test_the_banner_names_a_supervisorctl_that_works_without_the_venv_on_path(sy
     done = subprocess.run(["bash", "-c", f"{command} status"], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(system.tmp)})
     assert re.search(r"^exchange\s+RUNNING", done.stdout, re.M), (command, done.stdout, done.stderr)
+
+
+def test_the_idempotency_key_example_orders_once(system):
+    """The HTTP API section's curl with an Idempotency-Key, run twice as written: one order, the
+    second answer replayed."""
+    text = README.read_text()
+    block = re.search(r"^```sh\n(curl [^\n]*Idempotency-Key.*?)^```", text, re.S | re.M).group(1)
+    command = block.replace("\\\n", " ")
+    system.grant("jjy", 1000)
+    terminal = Terminal(system, f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin")
+    answers = []
+    for _ in range(2):
+        done = terminal.run(command)
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        answers.append(json.loads(done.stdout))
+    assert answers[0]["id"] == answers[1]["id"] and answers[0]["holderId"] == "jjy", answers
+    assert sum(1 for o in system.get("/orders") if o["id"] == answers[0]["id"]) == 1
+    replayed = terminal.run(command.replace("curl -s", "curl -s -D -", 1))
+    assert "idempotent-replayed: true" in replayed.stdout.lower(), replayed.stdout

@@ -98,3 +98,21 @@ class ProcessHeartbeat(models.Model):
         """The rows of processes that beat within the last `seconds` (a killed process leaves a
         stale row behind)."""
         return cls.objects.using(using).filter(seen_at__gte=timezone.now() - timedelta(seconds=seconds))
+
+
+class IdempotencyKey(models.Model):
+    """A client's Idempotency-Key and the answer its first request got (sagaboard/idempotency.py),
+    kept in the database of the service the request changed, written with the change."""
+
+    scope = models.CharField(max_length=300, help_text="user, method and path")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of the method, path and body")
+    status = models.PositiveSmallIntegerField()
+    body = models.TextField(help_text="the answer's JSON")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key_once")]
+
+    def __str__(self):
+        return f"{self.scope} {self.key}"

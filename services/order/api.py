@@ -6,6 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sagaboard import idempotency
 from sagaboard.schema import errors, order_id
 from sagaboard.kernel.events import POLICIES
 from services.point.api import HOLDER_ID
@@ -54,7 +55,9 @@ class OrdersView(APIView):
     def get(self, request):
         return Response(OrderSerializer(Order.objects.all(), many=True).data)
 
-    @extend_schema(summary="Place an order (starts a saga)", request=PlaceOrderSerializer, responses={201: OrderSerializer, **errors()})
+    @extend_schema(summary="Place an order (starts a saga)", request=PlaceOrderSerializer, parameters=[idempotency.PARAMETER],
+                   responses={201: OrderSerializer, **errors(422)})
+    @idempotency.idempotent(lambda view, request: "order")
     def post(self, request):
         command = PlaceOrderSerializer(data=request.data)
         command.is_valid(raise_exception=True)

@@ -8,6 +8,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sagaboard import idempotency
 from sagaboard.access import OperatorAccess
 from sagaboard.schema import errors
 
@@ -42,7 +43,9 @@ class PointsView(APIView):
     def get(self, request):
         return Response(AccountSerializer(Account.objects.all(), many=True).data)
 
-    @extend_schema(summary="Grant points to a holder", request=GrantSerializer, responses={201: AccountSerializer, **errors()})
+    @extend_schema(summary="Grant points to a holder", request=GrantSerializer, parameters=[idempotency.PARAMETER],
+                   responses={201: AccountSerializer, **errors(422)})
+    @idempotency.idempotent(lambda view, request: "point")
     def post(self, request):
         grant = GrantSerializer(data=request.data)
         grant.is_valid(raise_exception=True)

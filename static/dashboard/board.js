@@ -139,11 +139,30 @@
     return data;
   }
 
+  // A form's POST carries an Idempotency-Key that lives until an answer comes: a double click, or
+  // a second try of the same values after a lost answer, is the same request (one order); after an
+  // answer (a 5xx aside: the server stored nothing), or with other values, it is a new one.
+  const pending = new WeakMap();  // form → {key, body} of its submission awaiting an answer
+
+  async function submit(form, url) {
+    const body = formData(form), text = JSON.stringify(body);
+    let attempt = pending.get(form);
+    if (!attempt || attempt.body !== text) pending.set(form, attempt = { key: Saga.newKey(), body: text });
+    try {
+      const data = await Saga.post(url, body, attempt.key);
+      pending.delete(form);
+      return data;
+    } catch (error) {
+      if (error.status && error.status < 500) pending.delete(form);
+      throw error;
+    }
+  }
+
   document.getElementById("grant-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const out = document.getElementById("form-result");
     try {
-      const account = await Saga.post("/points", formData(e.target));
+      const account = await submit(e.target, "/points");
       out.textContent = `${account.userId} now has ${account.point} points`;
       out.className = "result ok";
     } catch (error) { out.textContent = error.message; out.className = "result error"; }
@@ -153,7 +172,7 @@
     e.preventDefault();
     const out = document.getElementById("form-result");
     try {
-      const order = await Saga.post("/orders", formData(e.target));
+      const order = await submit(e.target, "/orders");
       out.innerHTML = `order <a href="/sagas/${order.id}/">${order.id}</a> placed: ${esc(order.status)}`;
       out.className = "result ok";
       state.rows.set(order.id, { ...order, createdAtMs: Date.parse(order.createdAt), step: "OrderCreated", stepAt: null, badges: [], anomalies: [] });

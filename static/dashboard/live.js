@@ -37,8 +37,15 @@ const Saga = (() => {
     return input ? input.value : "";
   }
 
-  async function request(method, url, body) {
+  // An Idempotency-Key (sagaboard/idempotency.py): 128 random bits in hex; getRandomValues, as
+  // randomUUID exists only in secure contexts (not on http://<a LAN address>).
+  function newKey() {
+    return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  async function request(method, url, body, idempotencyKey) {
     const options = { method, headers: { "Accept": "application/json", "X-CSRFToken": csrf() }, credentials: "same-origin" };
+    if (idempotencyKey) options.headers["Idempotency-Key"] = idempotencyKey;
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
@@ -75,5 +82,5 @@ const Saga = (() => {
     return () => { if (timer === null) timer = setTimeout(() => { timer = null; fn(); }, ms); };
   }
 
-  return { live, request, get: (url) => request("GET", url), post: (url, body) => request("POST", url, body), esc, statusClass, debounce };
+  return { live, request, get: (url) => request("GET", url), post: (url, body, idempotencyKey) => request("POST", url, body, idempotencyKey), newKey, esc, statusClass, debounce };
 })();
