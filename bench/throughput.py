@@ -44,6 +44,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 
 from bench.raw_chain import RawChain, percentile  # noqa: E402
 from sagaboard.kernel.doorbell import Parking, directory as doorbell_directory  # noqa: E402
+from sagaboard.kernel.fields import exchanged  # noqa: E402
 from tests.system import System, wait_until  # noqa: E402
 
 TERMINAL_TYPES = (b"OrderPlaced", b"OrderRejected")
@@ -458,7 +459,7 @@ class Bench:
         spent: Counter = Counter()
         for o in orders:
             if o["status"] == "APPROVED":
-                spent[o["holderId"]] += Decimal(str(o["amount"])) * rate
+                spent[o["holderId"]] += exchanged(o["amount"], rate)
         balances = {p["userId"]: Decimal(str(p["point"])) for p in s.get("/points")}
         for holder in holders:
             expected = Decimal(self.args.grant) - spent[holder]

@@ -1,7 +1,10 @@
 """Shared API pieces: the error format, and the views that read across services."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponseNotFound, JsonResponse
 from django.utils.html import escape
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -12,7 +15,7 @@ from rest_framework.views import APIView, exception_handler as drf_exception_han
 from sagaboard import consistency, corrections, idempotency, supervision
 from sagaboard.access import OperatorAccess
 from sagaboard.kernel.models import DeadLetter, InboxRecord, ProcessHeartbeat
-from sagaboard.schema import MAX_ID, errors, order_id
+from sagaboard.schema import MAX_ID, HolderIdField, PointsField, ReasonField, errors, order_id
 from services.monitor.api import EventLogSerializer
 from services.monitor.models import EventLog
 
@@ -39,8 +42,12 @@ def not_found(request, exception=None):
 
 
 def exception_handler(exc, context):
-    """DRF's errors, with two changes: every body is JSON that says what is wrong, and a wrong
-    content type is a 400 like any other bad input (the contract of the walkthrough API)."""
+    """DRF's errors, with three changes: every body is JSON that says what is wrong, a wrong
+    content type is a 400 like any other bad input (the contract of the walkthrough API), and a
+    body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 in JSON (Django answered an HTML 400)."""
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"detail": f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"},
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, exceptions.UnsupportedMediaType):
         exc = exceptions.ParseError(f"{exc.detail} Send JSON with Content-Type: application/json.")
     response = drf_exception_handler(exc, context)
@@ -185,14 +192,14 @@ def inbox_records(oid: int) -> list[InboxRecord]:
 # --- corrections (sagaboard/corrections.py): staff only in production -----------------------------
 class RejectOrderSerializer(serializers.Serializer):
     orderId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-    reason = serializers.CharField(max_length=corrections.REASON_MAX)
+    reason = ReasonField()
 
 
 class AdjustBalanceSerializer(serializers.Serializer):
-    holderId = serializers.CharField(max_length=64)
-    point = serializers.FloatField(min_value=-settings.SAGA_MAX_AMOUNT, max_value=settings.SAGA_MAX_AMOUNT,
-                                   help_text="added to the balance; negative takes points away")
-    reason = serializers.CharField(max_length=corrections.REASON_MAX)
+    holderId = HolderIdField(help_text="a holder with an account (granted points before)")
+    point = PointsField(lowest=-Decimal(settings.SAGA_MAX_AMOUNT), highest=Decimal(settings.SAGA_MAX_AMOUNT), nonzero=True,
+                        help_text="added to the balance; negative takes points away (never below 0)")
+    reason = ReasonField()
     orderId = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True,
                                        help_text="the order it corrects (it then shows on that order's timeline)")
 
@@ -200,7 +207,7 @@ class AdjustBalanceSerializer(serializers.Serializer):
 class ReplayDeadLetterSerializer(serializers.Serializer):
     service = serializers.ChoiceField(settings.SERVICES)
     deadLetterId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-    reason = serializers.CharField(max_length=corrections.REASON_MAX)
+    reason = ReasonField()
 
 
 class CorrectionResultSerializer(serializers.Serializer):
@@ -243,7 +250,7 @@ def _correction_schema(cls):
     cls.get = extend_schema(summary=f"Corrections recorded: {cls.event_type}",
                             responses={200: EventLogSerializer(many=True), **errors()})(cls.get)
     cls.post = extend_schema(summary=summary, description=cls.__doc__, request=cls.command, parameters=[idempotency.PARAMETER],
-                             responses={202: CorrectionResultSerializer, **errors(409, 422)})(cls.post)
+                             responses={202: CorrectionResultSerializer, **errors(409, 413, 422)})(cls.post)
     return cls
 
 

@@ -18,8 +18,6 @@ from services.monitor.models import EventLog
 from services.order.models import APPROVED, PENDING, REJECTED_OPERATOR, TERMINAL, Order, StatusChange
 from services.point.models import Account, Adjustment, Grant, Spend
 
-TOLERANCE = 1e-6
-
 
 @dataclass(frozen=True)
 class Anomaly:
@@ -72,20 +70,21 @@ def check(order_ids=None) -> list[Anomaly]:
                 anomalies.append(Anomaly("approved-without-exchange", "order APPROVED but no exchange exists", oid, o["holder_id"]))
             if len(live) != 1:
                 anomalies.append(Anomaly("approved-spend-count", f"order APPROVED with {len(live)} live spends (want exactly 1)", oid, o["holder_id"]))
-            elif exchange is not None and abs(live[0] - exchange["point"]) > TOLERANCE:
-                anomalies.append(Anomaly("approved-spend-mismatch", f"spend {live[0]:g} ≠ exchange point {exchange['point']:g}", oid, o["holder_id"]))
+            elif exchange is not None and live[0] != exchange["point"]:
+                anomalies.append(Anomaly("approved-spend-mismatch", f"spend {live[0]} ≠ exchange point {exchange['point']}", oid, o["holder_id"]))
         else:
             if exchange is not None:
-                anomalies.append(Anomaly("rejected-with-exchange", f"order {status} but its exchange of {exchange['point']:g} points remains", oid, o["holder_id"]))
+                anomalies.append(Anomaly("rejected-with-exchange", f"order {status} but its exchange of {exchange['point']} points remains", oid, o["holder_id"]))
             if live:
-                anomalies.append(Anomaly("rejected-with-spend", f"order {status} but {sum(live):g} points stay spent (not refunded)", oid, o["holder_id"]))
+                anomalies.append(Anomaly("rejected-with-spend", f"order {status} but {sum(live)} points stay spent (not refunded)", oid, o["holder_id"]))
     if order_ids is None:
         anomalies += check_balances()
     return anomalies
 
 
 def check_balances() -> list[Anomaly]:
-    """Per holder: balance = granted ± manual adjustments − live spends."""
+    """Per holder: balance = granted ± manual adjustments − live spends, exactly (points are
+    whole hundredths in the databases: no tolerance)."""
     granted = dict(Grant.objects.values_list("holder_id").annotate(total=Sum("point")))
     adjusted = dict(Adjustment.objects.values_list("holder_id").annotate(total=Sum("point")))
     spent = dict(Spend.objects.filter(refunded_at__isnull=True).values_list("holder_id").annotate(total=Sum("point")))
@@ -93,10 +92,10 @@ def check_balances() -> list[Anomaly]:
     for holder, balance in Account.objects.values_list("holder_id", "point"):
         g, a, s = granted.get(holder, 0), adjusted.get(holder, 0), spent.get(holder, 0)
         expected = g + a - s
-        if abs(balance - expected) > TOLERANCE:
+        if balance != expected:
             anomalies.append(Anomaly(
                 "balance-mismatch",
-                f"balance {balance:g} ≠ granted {g:g} ± adjustments {a:+g} − live spends {s:g} = {expected:g}",
+                f"balance {balance} ≠ granted {g} ± adjustments {a:+} − live spends {s} = {expected}",
                 holderId=holder,
             ))
     return anomalies

@@ -12,19 +12,22 @@ records it and it shows on the order's timeline. Admin actions and the /correcti
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from sagaboard import consistency
 from sagaboard.kernel import outbox
+from sagaboard.kernel import fields
 from sagaboard.kernel.events import Event, InvalidEvent
 from sagaboard.kernel.models import DeadLetter, OutboxMessage
 from services.order.models import PENDING, REJECTED_OPERATOR, Order
 from services.order.services import reject_by_operator
 from services.point.models import Account
 
-REASON_MAX = 200
+REASON_MAX = fields.REASON_MAX
 
 
 class CorrectionRefused(Exception):
@@ -39,12 +42,11 @@ def operator_name(user) -> str:
 
 
 def _reason(reason) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise CorrectionRefused("a reason is required")
-    if len(reason) > REASON_MAX:
-        raise CorrectionRefused(f"the reason is longer than {REASON_MAX} characters")
-    return reason
+    """The reason by its one rule (kernel/fields.py), for callers that did not check it."""
+    try:
+        return fields.reason(reason)
+    except fields.FieldInvalid as exc:
+        raise CorrectionRefused(f"reason: {exc}") from None
 
 
 def reject_order(order_id: int, *, operator: str, reason: str) -> Event:
@@ -66,18 +68,26 @@ def reject_order(order_id: int, *, operator: str, reason: str) -> Event:
     return rejection
 
 
-def adjust_balance(holder_id: str, point: float, *, operator: str, reason: str, order_id: int | None = None) -> Event:
+def adjust_balance(holder_id: str, point: Decimal, *, operator: str, reason: str, order_id: int | None = None) -> Event:
+    """PointsAdjusted for an existing holder: `point` (a Decimal, kernel/fields.py's rule, not 0,
+    at most SAGA_MAX_AMOUNT either way) is added to the balance by the point service. Refused up
+    front (CorrectionRefused) for a holder without an account, or a take of more than the balance
+    shows now; the point service re-checks when it applies it (PointsAdjustmentFailed)."""
     reason = _reason(reason)
-    if not point:
-        raise CorrectionRefused("the adjustment must not be zero")
-    if abs(point) > settings.SAGA_MAX_AMOUNT:
-        raise CorrectionRefused(f"the adjustment must be at most {settings.SAGA_MAX_AMOUNT} either way")
+    try:
+        fields.HOLDER_ID.clean(holder_id)
+        point = fields.points(point, lowest=-Decimal(settings.SAGA_MAX_AMOUNT), highest=Decimal(settings.SAGA_MAX_AMOUNT), nonzero=True)
+    except fields.FieldInvalid as exc:
+        raise CorrectionRefused(str(exc)) from None
     account = Account.objects.filter(holder_id=holder_id).first()
-    if point < 0 and (account is None or account.point < -point):
-        raise CorrectionRefused(f"holder {holder_id!r} has {account.point if account else 0:g} points; cannot take {-point:g}")
+    if account is None:
+        raise CorrectionRefused(f"holder {holder_id!r} has no account: adjustments apply to holders granted points before")
+    if point < 0 and account.point < -point:
+        raise CorrectionRefused(f"holder {holder_id!r} has {fields.format_points(account.point)} points; "
+                                f"cannot take {fields.format_points(-point)}")
     if order_id is not None and not Order.objects.filter(pk=order_id).exists():
         raise CorrectionRefused(f"there is no order {order_id}")
-    payload = {"holderId": holder_id, "point": point, "operator": operator, "reason": reason}
+    payload = {"holderId": holder_id, "point": fields.format_points(point), "operator": operator, "reason": reason}
     with transaction.atomic(using="point"):
         # the point service applies it (and re-checks the balance) when it consumes the event
         return outbox.emit("point", Event(eventType="PointsAdjusted", orderId=order_id, source="point", payload=payload))

@@ -1,15 +1,18 @@
-"""Pieces every API view shares: the error responses (so the schema says what a 4xx looks like)
-and the checking of order ids, which every database must be able to hold."""
+"""Pieces every API view shares: the error responses (so the schema says what a 4xx looks like),
+the checking of order ids, which every database must be able to hold, and the DRF fields of the
+input fields defined once in sagaboard/kernel/fields.py."""
 import re
+from decimal import Decimal
 
 from django.http import Http404
 from django.urls import register_converter
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse
-from rest_framework import exceptions, serializers
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
+from rest_framework import exceptions, parsers, serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 
-from sagaboard.kernel.events import BIGINT_MAX
+from sagaboard.kernel import fields
+from sagaboard.kernel.fields import BIGINT_MAX, FieldInvalid
 
 MAX_ID = BIGINT_MAX  # the largest id PostgreSQL and SQLite store (bigint)
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -49,11 +52,12 @@ class DetailSerializer(serializers.Serializer):
 
 _ERRORS = {
     400: OpenApiResponse(OpenApiTypes.OBJECT, description=(
-        "Bad input: the field errors, e.g. {\"amount\": [\"Ensure this value is greater than or equal to 1.\"]}, "
+        "Bad input: the field errors, e.g. {\"amount\": [\"a whole number from 1 to 1000000000\"]}, "
         "{\"detail\": \"...\"} when the body is not JSON, or {\"format\": [\"...\"]} for an unknown ?format=.")),
     403: OpenApiResponse(DetailSerializer, description="Not allowed: log in (session or token); grants and corrections need staff."),
     404: OpenApiResponse(DetailSerializer, description="No such object."),
-    409: OpenApiResponse(DetailSerializer, description="The correction does not apply (nothing to correct, or already done)."),
+    409: OpenApiResponse(DetailSerializer, description="It does not apply: nothing to correct, already done, or a balance would pass its limit."),
+    413: OpenApiResponse(DetailSerializer, description="The body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB)."),
     422: OpenApiResponse(DetailSerializer, description="The Idempotency-Key was used before with another request."),
 }
 
@@ -62,6 +66,17 @@ def errors(*codes: int) -> dict:
     """The error responses of an endpoint, for its OpenAPI schema: 400 (every endpoint takes
     ?format=) and 403 apply to every one."""
     return {code: _ERRORS[code] for code in sorted({400, 403, *codes})}
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser (the API's only one), with a body nested deeper than the decoder goes a
+    400 like any malformed body: the standard library's decoder raised RecursionError, a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply") from None
 
 
 class ContentNegotiation(DefaultContentNegotiation):
@@ -74,3 +89,74 @@ class ContentNegotiation(DefaultContentNegotiation):
         except Http404:
             known = ", ".join(sorted({renderer.format for renderer in renderers}))
             raise exceptions.ValidationError({"format": [f"unknown format {format[:40]!r}: one of {known}"]}) from None
+
+
+# --- the input fields (sagaboard/kernel/fields.py), as DRF fields -------------------------------
+class RuleField(serializers.Field):
+    """A DRF field whose value is checked by one rule of sagaboard/kernel/fields.py: the rule's
+    FieldInvalid becomes the field's 400 error, its message the reason."""
+
+    def __init__(self, rule, **kwargs):
+        self.rule = rule
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return self.rule(data)
+        except FieldInvalid as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value):
+        return value
+
+
+def _identifier_schema(identifier: fields.Identifier) -> dict:
+    return {"type": "string", "pattern": f"^{identifier.pattern}$", "maxLength": identifier.max_length,
+            "description": identifier.rule}
+
+
+@extend_schema_field(_identifier_schema(fields.HOLDER_ID))
+class HolderIdField(RuleField):
+    """A holder id (fields.HOLDER_ID): never trimmed."""
+
+    def __init__(self, **kwargs):
+        super().__init__(fields.HOLDER_ID.clean, **kwargs)
+
+
+@extend_schema_field(_identifier_schema(fields.CURRENCY_ID))
+class CurrencyIdField(RuleField):
+    """A currency id (fields.CURRENCY_ID): never trimmed."""
+
+    def __init__(self, **kwargs):
+        super().__init__(fields.CURRENCY_ID.clean, **kwargs)
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^-?[0-9]{1,20}(\.[0-9]{1,2})?$", "example": "9500.00",
+                      "description": "points: an exact decimal with at most two places, as a string (the API also takes "
+                                     "a JSON number with at most two places); answered with exactly two (\"9500.00\")"})
+class PointsField(RuleField):
+    """Points (fields.points) from lowest to highest; answered as a str with two places."""
+
+    def __init__(self, *, lowest: Decimal = -fields.POINTS_MAX, highest: Decimal = fields.POINTS_MAX,
+                 nonzero: bool = False, **kwargs):
+        super().__init__(lambda value: fields.points(value, lowest=lowest, highest=highest, nonzero=nonzero), **kwargs)
+
+    def to_representation(self, value):
+        return fields.format_points(value)
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "description": "whole units of the order's currency"})
+class AmountField(RuleField):
+    """An order's amount (fields.amount): 1 to `highest` whole units."""
+
+    def __init__(self, *, highest: int, **kwargs):
+        super().__init__(lambda value: fields.amount(value, highest), **kwargs)
+
+
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": fields.REASON_MAX,
+                      "description": "why, in words: surrounding whitespace is trimmed; no control characters"})
+class ReasonField(RuleField):
+    """An operator's reason (fields.reason): trimmed, 1 to REASON_MAX characters."""
+
+    def __init__(self, **kwargs):
+        super().__init__(fields.reason, **kwargs)

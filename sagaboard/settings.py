@@ -5,6 +5,7 @@ with DATABASE_URL=postgres://.../NAME each service gets its own PostgreSQL datab
 (created by `manage.py setupdb`); <SERVICE>_DATABASE_URL overrides one service's database.
 """
 import hashlib
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -150,7 +151,13 @@ SAGA_DEADLINE_SECONDS = env.float("SAGA_DEADLINE_SECONDS", default=10.0)
 # The seed's currencyId 100/200 faults sleep for the deadline plus 5 s unless told otherwise.
 SAGA_FAULT_DELAY_SECONDS = env.float("SAGA_FAULT_DELAY_SECONDS", default=SAGA_DEADLINE_SECONDS + 5.0)
 SAGA_FAILING_CURRENCIES = env.list("SAGA_FAILING_CURRENCIES", default=["300"])
-SAGA_EXCHANGE_RATE = env.float("SAGA_EXCHANGE_RATE", default=1.0)
+# point = amount × rate, an exact decimal ("1.1", not a binary float), rounded to 0.01 half to even
+try:
+    SAGA_EXCHANGE_RATE = Decimal(env.str("SAGA_EXCHANGE_RATE", default="1.0"))
+    assert SAGA_EXCHANGE_RATE.is_finite() and 0 < SAGA_EXCHANGE_RATE <= 10**6
+except (ArithmeticError, AssertionError):
+    raise environ.ImproperlyConfigured(
+        f"SAGA_EXCHANGE_RATE must be a decimal number above 0 and at most 1000000, not {env.str('SAGA_EXCHANGE_RATE')!r}") from None
 SAGA_MAX_AMOUNT = env.int("SAGA_MAX_AMOUNT", default=1_000_000_000)
 SAGA_MAX_EVENT_BYTES = env.int("SAGA_MAX_EVENT_BYTES", default=64 * 1024)
 SAGA_CONSISTENCY_GRACE_SECONDS = env.float("SAGA_CONSISTENCY_GRACE_SECONDS", default=2.0)
@@ -202,7 +209,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["sagaboard.access.SagaAccess"],
     # the API speaks JSON only (the walkthrough's contract); Daphne itself answers a malformed
     # multipart body with an empty 400 before Django sees it, so the schema must not offer one
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["sagaboard.schema.JSONParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Sagaboard API",

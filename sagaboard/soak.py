@@ -35,6 +35,7 @@ from django.db.models import Count
 
 from sagaboard import consistency, supervision
 from sagaboard.kernel.events import EVENT_TYPES
+from sagaboard.kernel.fields import exchanged, points
 from sagaboard.kernel.models import DeadLetter, OutboxMessage
 from services.deadline.models import Deadline
 from services.monitor.models import EventLog
@@ -358,24 +359,24 @@ class Soak:
         approved = Counter()
         for o in orders:
             if o["status"] == APPROVED:
-                approved[o["holder_id"]] += o["amount"] * settings.SAGA_EXCHANGE_RATE
+                approved[o["holder_id"]] += exchanged(o["amount"], settings.SAGA_EXCHANGE_RATE)
         adjusted = Counter()
         if "PointsAdjusted" in EVENT_TYPES:
             seen = set()
             for event_id, payload in EventLog.objects.filter(event_type="PointsAdjusted").values_list("event_id", "payload"):
                 if event_id not in seen:
                     seen.add(event_id)
-                    adjusted[payload["holderId"]] += payload["point"]
+                    adjusted[payload["holderId"]] += points(payload["point"])
         errors = []
         for holder, balance in Account.objects.values_list("holder_id", "point"):
             expected = self.granted[holder] - approved[holder] + adjusted[holder]
-            if abs(balance - expected) > consistency.TOLERANCE:
-                error = f"{holder}: balance {balance:g} ≠ granted {self.granted[holder]:g} − approved {approved[holder]:g} + adjusted {adjusted[holder]:g}"
+            if balance != expected:
+                error = f"{holder}: balance {balance} ≠ granted {self.granted[holder]} − approved {approved[holder]} + adjusted {adjusted[holder]}"
                 errors.append(error)
                 if not holder.startswith("naive-"):
                     self.violations.append("independent totals: " + error)
-            if balance < -consistency.TOLERANCE and not holder.startswith("naive-"):
-                self.violations.append(f"{holder}: negative balance {balance:g}")
+            if balance < 0 and not holder.startswith("naive-"):
+                self.violations.append(f"{holder}: negative balance {balance}")
         return errors
 
     def lost_events(self, orders: list[dict]) -> int:

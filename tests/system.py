@@ -3,6 +3,7 @@ the embedded broker, every service and the web server) in a temporary data direc
 ports of 127.0.0.1, against SQLite files or fresh PostgreSQL databases (when DATABASE_URL is set)."""
 from __future__ import annotations
 
+from decimal import Decimal
 import os
 import signal
 import socket
@@ -190,8 +191,9 @@ class System:
     def order(self, holder: str, amount: int, currency="1", policy="safe") -> dict:
         return self.post("/orders", {"holderId": holder, "currencyId": currency, "amount": amount, "policy": policy})
 
-    def balance(self, holder: str) -> float:
-        return self.get(f"/points/{holder}")["point"]
+    def balance(self, holder: str) -> Decimal:
+        """The holder's points (the API's exact decimal string, as a Decimal)."""
+        return Decimal(self.get(f"/points/{holder}")["point"])
 
     def event_types(self, order_id: int) -> list[str]:
         return [e["eventType"] for e in self.get("/events", orderId=order_id)]

@@ -169,15 +169,15 @@ def test_adjust_balance_with_a_reason(system, staff):
         ["this field is required."]
     messages = staff.action("/admin/point/account/", "adjust_balance", ["dan"], point="250", order_id=str(order["id"]),
                             reason="goodwill for a slow order")
-    assert any("pointsadjusted +250 for dan" in m for m in messages), messages
+    assert any("pointsadjusted +250.00 for dan" in m for m in messages), messages
     wait_until(lambda: system.balance("dan") == 1050, 10, 0.1, "the point service to apply the adjustment")
     [adjusted] = corrections_of(system, order["id"], "PointsAdjusted")  # on the order's timeline
-    assert adjusted["payload"] == {"holderId": "dan", "point": 250.0, "operator": "operator1", "reason": "goodwill for a slow order"}
+    assert adjusted["payload"] == {"holderId": "dan", "point": "250.00", "operator": "operator1", "reason": "goodwill for a slow order"}
     system.wait_outcome(order["id"], "point", "PointsAdjusted", "applied")
     refused = staff.action("/admin/point/account/", "adjust_balance", ["dan"], point="-5000", reason="too much")
     assert any("cannot take 5000" in m for m in refused), refused
     taken = staff.action("/admin/point/account/", "adjust_balance", ["dan"], point="-50", reason="double goodwill by mistake")
-    assert any("pointsadjusted -50 for dan" in m for m in taken), taken
+    assert any("pointsadjusted -50.00 for dan" in m for m in taken), taken
     wait_until(lambda: system.balance("dan") == 1000, 10, 0.1, "the negative adjustment")
     listing = staff.http.get("/admin/point/adjustment/", params={"q": "dan"}).text
     assert "goodwill for a slow order" in listing and "double goodwill by mistake" in listing and "operator1" in listing

@@ -156,5 +156,5 @@ def test_an_unknown_format_is_bad_input_that_names_the_formats(api, path):
     response = api.get(path, {"format": "9954699112773526.0"})
     assert response.status_code == 400, response.content
     assert response.json() == {"format": ["unknown format '9954699112773526.0': one of api, json"]}
-    assert api.get("/points", {"format": "json"}).json() == [{"userId": "jjy", "point": 10000}]
+    assert api.get("/points", {"format": "json"}).json() == [{"userId": "jjy", "point": "10000.00"}]
     assert api.get("/points", {"format": "api"})["content-type"].startswith("text/html")

@@ -2,6 +2,7 @@
 one holder that together overspend, placed at the same moment, end with exactly one APPROVED and
 the balance never below zero; concurrent retries with one Idempotency-Key make one order; and two
 deadline processes fire each deadline once."""
+from decimal import Decimal
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,7 +50,7 @@ def test_simultaneous_orders_never_overspend(system):
     for holder, statuses in by_holder.items():
         assert sorted(statuses) == ["APPROVED", "REJECTED DUE TO POINT LIMIT"], holder
         assert system.balance(holder) == 400
-    assert min(a["point"] for a in system.get("/points")) >= 0
+    assert min(Decimal(a["point"]) for a in system.get("/points")) >= 0
     assert system.wait_consistent()
 
 

@@ -44,7 +44,7 @@ def test_place_an_order_from_the_page_and_watch_its_status_change(board):
     board.fill("#grant-form [name=userId]", "alice")
     board.fill("#grant-form [name=point]", "2000")
     board.click("#grant-form button")
-    board.wait_for_selector("#form-result.ok >> text=alice now has 2000")
+    board.wait_for_selector("#form-result.ok >> text=alice now has 2000.00 points")
     board.fill("#order-form [name=holderId]", "alice")
     board.fill("#order-form [name=amount]", "700")
     board.click("#order-form button")

@@ -9,6 +9,7 @@ Always on PostgreSQL, as in production: DATABASE_URL's server, else TEST_DATABAS
 `make test` uses). Marked `postgres`, so the SQLite pass of `make test` leaves it to the PostgreSQL
 pass instead of running the same thing twice.
 """
+from decimal import Decimal
 import os
 import re
 import time
@@ -130,12 +131,12 @@ def test_a_few_hundred_orders_end_as_they_must(system):
           f"PostgreSQL: settled in {elapsed:.1f} s ({len(orders) / elapsed:.0f} orders/s)")
 
     amounts = {p["id"]: o[2] for p, o in zip(placed, orders)}
-    balances = {a["userId"]: a["point"] for a in system.get("/points")}
+    balances = {a["userId"]: Decimal(a["point"]) for a in system.get("/points")}
     assert {h: balances[h] for h in HOLDERS} == {h: SLACK for h in HOLDERS}
     exchanges = {e["orderId"]: e["point"] for e in system.get("/exchanges")}
-    assert exchanges == {oid: float(amounts[oid]) for oid in approved}
+    assert exchanges == {oid: f"{amounts[oid]}.00" for oid in approved}  # the default rate 1.0; exact strings
     spends = {t["orderId"]: t["point"] for t in system.get("/transactions") if t["refundedAt"] is None}
-    assert spends == {oid: float(amounts[oid]) for oid in approved}
+    assert spends == {oid: f"{amounts[oid]}.00" for oid in approved}
     assert system.wait_consistent(30)
 
     partitions = {e["partition"] for e in system.get("/events", type="OrderCreated", limit=10_000)}

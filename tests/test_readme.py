@@ -131,7 +131,7 @@ def test_a_script_gives_httpie_ignore_stdin(system):
     env = {**system.env, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HTTPIE_CONFIG_DIR": str(system.tmp / "httpie")}
     done = subprocess.run(["http", "--ignore-stdin", f":{system.port}/points", "userId=script", "point=5"],
                           env=env, stdin=subprocess.PIPE, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and holds(done.stdout, '{"userId": "script", "point": 5.0}'), (done.stdout, done.stderr)
+    assert done.returncode == 0 and holds(done.stdout, '{"userId": "script", "point": "5.00"}'), (done.stdout, done.stderr)
 
 
 def test_the_banner_names_a_supervisorctl_that_works_without_the_venv_on_path(system):

@@ -12,7 +12,7 @@ CHAIN_REJECTED = ["OrderRejected", "ExchangeCompensated", "PointUseCompensated"]
 
 
 def test_grant(system):
-    assert system.grant("jjy", 10000) == {"userId": "jjy", "point": 10000.0}
+    assert system.grant("jjy", 10000) == {"userId": "jjy", "point": "10000.00"}
     assert system.balance("jjy") == 10000
 
 
@@ -26,8 +26,8 @@ def test_happy_path(system):
     assert system.get("/deadlines")[0]["status"] == "disarmed"
     assert deadlines == [] or deadlines[0]["orderId"] == 1
     assert system.balance("jjy") == 9500
-    assert [(t["orderId"], t["point"], t["refundedAt"]) for t in system.get("/transactions")] == [(1, 500.0, None)]
-    assert [(e["orderId"], e["point"]) for e in system.get("/exchanges")] == [(1, 500.0)]
+    assert [(t["orderId"], t["point"], t["refundedAt"]) for t in system.get("/transactions")] == [(1, "500.00", None)]
+    assert [(e["orderId"], e["point"]) for e in system.get("/exchanges")] == [(1, "500.00")]
     assert system.event_types(1) == ["OrderCreated", "ExchangeSucceeded", "PointUsed", "OrderPlaced"]
     events = system.get("/events", orderId=1)
     assert all(e["partition"] == events[0]["partition"] for e in events)  # one order, one partition

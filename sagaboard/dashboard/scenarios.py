@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -24,11 +25,11 @@ AMOUNT = 500
 POINT_LIMIT_AMOUNT = 50000
 
 
-def ensure_points(holder: str, need: float) -> float:
+def ensure_points(holder: str, need: int) -> Decimal:
     """Grant the seed's 10,000 points when the holder has fewer than `need`; returns the balance."""
     account = Account.objects.filter(holder_id=holder).first()
     if account is None or account.point < need:
-        account = grant_points(holder_id=holder, point=GRANT)
+        account = grant_points(holder_id=holder, point=Decimal(GRANT))
     return account.point
 
 

@@ -12,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 
 from sagaboard import supervision
 from sagaboard.access import may_operate, may_read
+from sagaboard.kernel import fields
 from sagaboard.schema import order_id
 from services.monitor.api import EventsView
 
@@ -93,10 +94,15 @@ def board_json(request):
         order = order_id(q["order"].strip(), name="order") if q.get("order", "").strip() else ""
     except ValidationError as exc:
         return JsonResponse(exc.detail, status=400)
-    return JsonResponse(snapshot.board(
-        page=_int(q.get("page"), 1), status=q.get("status", ""), holder=q.get("holder", "").strip(),
-        order_id=order, ids=ids,
-    ))
+    status, holder = q.get("status", ""), q.get("holder", "")
+    if status and status not in (*snapshot.STATUSES, "REJECTED"):
+        return JsonResponse({"status": [f"one of {', '.join(snapshot.STATUSES)}, or REJECTED for every rejection"]}, status=400)
+    if holder:
+        try:
+            fields.HOLDER_ID.clean(holder)  # the one rule of a holder id: never trimmed (a NUL never reaches a database)
+        except fields.FieldInvalid as exc:
+            return JsonResponse({"holder": [str(exc)]}, status=400)
+    return JsonResponse(snapshot.board(page=_int(q.get("page"), 1), status=status, holder=holder, order_id=order, ids=ids))
 
 
 @require_GET

@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from sagaboard import corrections
+from sagaboard.kernel import fields
 from sagaboard.access import may_operate
 
 from .models import DeadLetter, InboxRecord, OutboxMessage, Lease, ProcessHeartbeat
@@ -82,9 +83,27 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+class RuleFormField(forms.CharField):
+    """A form field checked by one rule of sagaboard/kernel/fields.py, the API's rule too: its
+    FieldInvalid is the form's error. Nothing is stripped before the rule (ids are never trimmed)."""
+
+    def __init__(self, rule, **kwargs):
+        self.rule = rule
+        super().__init__(strip=False, **kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in self.empty_values:
+            return None
+        try:
+            return self.rule(value)
+        except fields.FieldInvalid as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 class ReasonForm(forms.Form):
-    reason = forms.CharField(max_length=corrections.REASON_MAX, widget=forms.TextInput(attrs={"size": 80}),
-                             help_text="Required: why, for the order's timeline and the record.")
+    reason = RuleFormField(fields.reason, widget=forms.TextInput(attrs={"size": 80}),
+                           help_text="Required: why, for the order's timeline and the record.")
 
 
 def correction_action(modeladmin, request, queryset, *, title: str, form_class, apply):

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field, replace
 
 import orjson
 
+from sagaboard.kernel.fields import BIGINT_MAX, CURRENCY_ID, HOLDER_ID, FieldInvalid, amount, points, reason
+
 POLICIES = ("safe", "naive")
-BIGINT_MAX = 2**63 - 1  # the largest integer a bigint column (PostgreSQL, SQLite) holds
 
 # eventType -> the payload fields it must carry. A new event type is one line here.
 EVENT_TYPES: dict[str, tuple[str, ...]] = {
@@ -26,7 +27,12 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     # operators' corrections (sagaboard/corrections.py); an operator's OrderRejected also carries "operator"
     "PointsAdjusted": ("holderId", "point", "operator", "reason"),
     "DeadLetterReplayed": ("operator", "reason", "service", "replayedEventId"),
+    # the point service's refusal of a PointsAdjusted it cannot apply (it would take the balance below 0)
+    "PointsAdjustmentFailed": ("holderId", "point", "reason"),
 }
+# The payload fields with a rule of their own (kernel/fields.py, the API's too): points are
+# decimal strings ("12.50"; a JSON number of at most two places is taken too), ids untrimmed.
+PAYLOAD_RULES = {"holderId": HOLDER_ID.clean, "currencyId": CURRENCY_ID.clean, "amount": amount, "point": points}
 
 
 class InvalidEvent(ValueError):
@@ -116,9 +122,17 @@ class Event:
         if isinstance(event_type, str) and event_type not in EVENT_TYPES:
             problems.append(f"eventType: unknown event type {event_type!r}")
         if not problems:
-            missing = [f for f in EVENT_TYPES[event_type] if f not in data["payload"]]
+            required = EVENT_TYPES[event_type]
+            missing = [f for f in required if f not in data["payload"]]
             if missing:
                 problems.append(f"payload: missing {', '.join(missing)}")
+            for name in required:
+                rule = reason if name == "reason" and "operator" in required else PAYLOAD_RULES.get(name)
+                if rule is not None and name in data["payload"]:
+                    try:
+                        rule(data["payload"][name])
+                    except FieldInvalid as exc:
+                        problems.append(f"payload.{name}: {exc}")
             try:
                 uuid.UUID(data["eventId"])
             except ValueError:

@@ -3,7 +3,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from sagaboard.schema import errors
+from sagaboard.schema import PointsField, errors
 
 from .models import Exchange
 
@@ -13,7 +13,7 @@ class ExchangeSerializer(serializers.Serializer):
     holderId = serializers.CharField(source="holder_id")
     currencyId = serializers.CharField(source="currency_id")
     amount = serializers.IntegerField()
-    point = serializers.FloatField()
+    point = PointsField()
     createdAt = serializers.DateTimeField(source="created_at")
 
 

@@ -1,5 +1,7 @@
 from django.db import models
 
+from sagaboard.kernel.columns import PointsColumn
+
 
 class Exchange(models.Model):
     """A currency exchange made for an order; deleted when the order is compensated (as in the seed)."""
@@ -8,7 +10,7 @@ class Exchange(models.Model):
     holder_id = models.CharField(max_length=64)
     currency_id = models.CharField(max_length=32)
     amount = models.BigIntegerField()
-    point = models.FloatField()
+    point = PointsColumn(help_text="amount × SAGA_EXCHANGE_RATE, rounded to 0.01 half to even")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -2,6 +2,7 @@
 from django.conf import settings
 
 from sagaboard.kernel import faults
+from sagaboard.kernel.fields import exchanged, format_points
 from sagaboard.kernel.service import Abort, Service, dropped, ignored
 
 from .models import Exchange, Tombstone
@@ -35,13 +36,13 @@ def exchange(event, ctx):
     if str(p["currencyId"]) in settings.SAGA_FAILING_CURRENCIES:
         ctx.emit("ExchangeFailed", {**p, "reason": f"currency {p['currencyId']} cannot be exchanged"})
         return None
-    point = p["amount"] * settings.SAGA_EXCHANGE_RATE
+    point = exchanged(p["amount"], settings.SAGA_EXCHANGE_RATE)
     Exchange.objects.create(
         order_id=event.orderId, holder_id=p["holderId"], currency_id=str(p["currencyId"]), amount=p["amount"], point=point
     )
     if safe and event.expired():  # the re-check just before commit narrows the window to the commit
         raise Abort(dropped("OrderCreated expired before the exchange committed"))
-    ctx.emit("ExchangeSucceeded", {**p, "point": point})
+    ctx.emit("ExchangeSucceeded", {**p, "point": format_points(point)})
     return None
 
 

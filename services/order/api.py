@@ -7,9 +7,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from sagaboard import idempotency
-from sagaboard.schema import errors, order_id
+from sagaboard.schema import AmountField, CurrencyIdField, HolderIdField, errors, order_id
 from sagaboard.kernel.events import POLICIES
-from services.point.api import HOLDER_ID
 from services.point.selectors import holder_exists
 
 from .models import Order
@@ -37,9 +36,9 @@ class OrderSerializer(serializers.Serializer):
 
 
 class PlaceOrderSerializer(serializers.Serializer):
-    holderId = serializers.RegexField(**HOLDER_ID)
-    currencyId = serializers.RegexField(r"^[A-Za-z0-9_-]+$", max_length=32)
-    amount = serializers.IntegerField(min_value=1, max_value=settings.SAGA_MAX_AMOUNT)
+    holderId = HolderIdField()
+    currencyId = CurrencyIdField()
+    amount = AmountField(highest=settings.SAGA_MAX_AMOUNT)
     policy = serializers.ChoiceField(POLICIES, default="safe")
 
     def validate_holderId(self, holder_id):
@@ -56,7 +55,7 @@ class OrdersView(APIView):
         return Response(OrderSerializer(Order.objects.all(), many=True).data)
 
     @extend_schema(summary="Place an order (starts a saga)", request=PlaceOrderSerializer, parameters=[idempotency.PARAMETER],
-                   responses={201: OrderSerializer, **errors(422)})
+                   responses={201: OrderSerializer, **errors(413, 422)})
     @idempotency.idempotent(lambda view, request: "order")
     def post(self, request):
         command = PlaceOrderSerializer(data=request.data)

@@ -1,16 +1,20 @@
+from decimal import Decimal
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin
 
 from sagaboard import corrections
-from sagaboard.kernel.admin import ReadOnlyAdmin, TombstoneAdmin, ReasonForm, correction_action
+from sagaboard.kernel import fields
+from sagaboard.kernel.admin import ReadOnlyAdmin, ReasonForm, RuleFormField, TombstoneAdmin, correction_action
 
 from .models import Account, Adjustment, Grant, Spend, Tombstone
 
 
 class AdjustForm(ReasonForm):
-    point = forms.FloatField(min_value=-settings.SAGA_MAX_AMOUNT, max_value=settings.SAGA_MAX_AMOUNT,
-                             help_text="Added to the balance; negative takes points away.")
+    point = RuleFormField(
+        lambda value: fields.points(value, lowest=-Decimal(settings.SAGA_MAX_AMOUNT), highest=Decimal(settings.SAGA_MAX_AMOUNT), nonzero=True),
+        help_text="Added to the balance; negative takes points away (never below 0). At most two decimal places.")
     order_id = forms.IntegerField(required=False, min_value=1, label="Order id",
                                   help_text="Optional: the order this corrects (the adjustment shows on its timeline).")
     field_order = ["point", "order_id", "reason"]
@@ -27,7 +31,8 @@ class AccountAdmin(ReadOnlyAdmin):
         def apply(account, data, operator):
             event = corrections.adjust_balance(account.holder_id, data["point"], operator=operator, reason=data["reason"],
                                                order_id=data["order_id"])
-            return f"PointsAdjusted {data['point']:+g} for {account.holder_id} emitted ({event.eventId}); the point service applies it"
+            sign = "+" if data["point"] > 0 else ""
+            return f"PointsAdjusted {sign}{fields.format_points(data['point'])} for {account.holder_id} emitted ({event.eventId}); the point service applies it"
 
         return correction_action(self, request, queryset, title="Adjust balance", form_class=AdjustForm, apply=apply)
 

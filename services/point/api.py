@@ -1,4 +1,4 @@
-import re
+from decimal import Decimal
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
@@ -10,28 +10,26 @@ from rest_framework.views import APIView
 
 from sagaboard import idempotency
 from sagaboard.access import OperatorAccess
-from sagaboard.schema import errors
+from sagaboard.kernel import fields
+from sagaboard.schema import HolderIdField, PointsField, errors
 
 from .models import Account, Spend
-from .services import grant_points
-
-HOLDER_ID = dict(max_length=64, regex=r"^[A-Za-z0-9_.@-]+$", error_messages={"invalid": "use letters, digits and _ . @ - only"})
-
+from .services import BalanceLimit, grant_points
 
 class AccountSerializer(serializers.Serializer):
-    userId = serializers.CharField(source="holder_id", **{k: v for k, v in HOLDER_ID.items() if k == "max_length"})
-    point = serializers.FloatField(read_only=True)
+    userId = serializers.CharField(source="holder_id")
+    point = PointsField(read_only=True)
 
 
 class GrantSerializer(serializers.Serializer):
-    userId = serializers.RegexField(**HOLDER_ID)
-    point = serializers.IntegerField(min_value=1, max_value=settings.SAGA_MAX_AMOUNT)
+    userId = HolderIdField()
+    point = PointsField(lowest=fields.POINT_UNIT, highest=Decimal(settings.SAGA_MAX_AMOUNT))
 
 
 class SpendSerializer(serializers.Serializer):
     orderId = serializers.IntegerField(source="order_id")
     holderId = serializers.CharField(source="holder_id")
-    point = serializers.FloatField()
+    point = PointsField()
     createdAt = serializers.DateTimeField(source="created_at")
     refundedAt = serializers.DateTimeField(source="refunded_at", allow_null=True)
 
@@ -44,19 +42,24 @@ class PointsView(APIView):
         return Response(AccountSerializer(Account.objects.all(), many=True).data)
 
     @extend_schema(summary="Grant points to a holder", request=GrantSerializer, parameters=[idempotency.PARAMETER],
-                   responses={201: AccountSerializer, **errors(422)})
+                   responses={201: AccountSerializer, **errors(409, 413, 422)})
     @idempotency.idempotent(lambda view, request: "point")
     def post(self, request):
         grant = GrantSerializer(data=request.data)
         grant.is_valid(raise_exception=True)
-        account = grant_points(holder_id=grant.validated_data["userId"], point=grant.validated_data["point"])
+        try:
+            account = grant_points(holder_id=grant.validated_data["userId"], point=grant.validated_data["point"])
+        except BalanceLimit as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(AccountSerializer(account).data, status=status.HTTP_201_CREATED)
 
 
 class PointView(APIView):
     @extend_schema(summary="One holder's balance", responses={200: AccountSerializer, **errors(404)})
     def get(self, request, userId):
-        if not re.fullmatch(HOLDER_ID["regex"], userId) or len(userId) > HOLDER_ID["max_length"]:
+        try:
+            fields.HOLDER_ID.clean(userId)
+        except fields.FieldInvalid:
             raise NotFound(f"there is no holder {userId!r}")  # and such an id never reaches a database
         return Response(AccountSerializer(get_object_or_404(Account, holder_id=userId)).data)
 

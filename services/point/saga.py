@@ -1,6 +1,6 @@
 """The point service: spends a holder's points on an exchanged order, refunds on compensation."""
-from django.db.models import F
-
+from sagaboard.kernel.columns import add_points
+from sagaboard.kernel.fields import format_points, points
 from sagaboard.kernel.service import Abort, Service, dropped, ignored
 
 from .models import Account, Spend, Tombstone
@@ -11,7 +11,7 @@ service = Service("point")
 
 @service.handles("ExchangeSucceeded")
 def use_points(event, ctx):
-    holder, point = event.payload["holderId"], event.payload["point"]
+    holder, point = event.payload["holderId"], points(event.payload["point"])
     safe = event.policy == "safe"
     if safe and Tombstone.objects.filter(order_id=event.orderId).exists():
         return ignored("order already compensated")
@@ -20,16 +20,16 @@ def use_points(event, ctx):
     if Spend.objects.filter(order_id=event.orderId).exists():
         return ignored("points were already spent on this order")
     # one conditional update: two concurrent orders can never both pass the balance check
-    spent = Account.objects.filter(holder_id=holder, point__gte=point).update(point=F("point") - point)
+    spent = Account.objects.filter(holder_id=holder, point__gte=point).update(point=add_points("point", -point))
     if not spent:
         known = Account.objects.filter(holder_id=holder).exists()
-        reason = f"holder {holder!r} has fewer than {point:g} points" if known else f"holder {holder!r} has no points"
-        ctx.emit("PointUseFailed", {"holderId": holder, "point": point, "reason": reason})
+        reason = f"holder {holder!r} has fewer than {format_points(point)} points" if known else f"holder {holder!r} has no points"
+        ctx.emit("PointUseFailed", {"holderId": holder, "point": format_points(point), "reason": reason})
         return None
     Spend.objects.create(order_id=event.orderId, holder_id=holder, point=point)
     if safe and event.expired():
         raise Abort(dropped("ExchangeSucceeded expired before the points were committed"))
-    ctx.emit("PointUsed", {"holderId": holder, "point": point})
+    ctx.emit("PointUsed", {"holderId": holder, "point": format_points(point)})
     return None
 
 
@@ -61,10 +61,20 @@ def compensate_on_rejection(event, ctx):
 
 @service.handles("PointsAdjusted")
 def adjust(event, ctx):
-    """An operator's balance correction (sagaboard/corrections.py), with its reason on the record."""
+    """An operator's balance correction (sagaboard/corrections.py), with its reason on the record.
+    One this service cannot apply (no such account, or the balance would go below 0: the web
+    checked, but a spend may have come between) is refused in the open: PointsAdjustmentFailed,
+    on the topic, the order's timeline and /events, and the outcome `ignored` with the reason."""
     p = event.payload
+    point = points(p["point"])
     applied = apply_adjustment(
-        event_id=event.eventId, holder_id=p["holderId"], point=p["point"], operator=p["operator"], reason=p["reason"],
+        event_id=event.eventId, holder_id=p["holderId"], point=point, operator=p["operator"], reason=p["reason"],
         order_id=event.orderId,
     )
-    return None if applied else ignored(f"holder {p['holderId']!r} has fewer than {-p['point']:g} points to take away")
+    if applied:
+        return None
+    balance = Account.objects.filter(holder_id=p["holderId"]).values_list("point", flat=True).first()
+    why = (f"holder {p['holderId']!r} has no account" if balance is None
+           else f"holder {p['holderId']!r} has {format_points(balance)} points; the adjustment of {format_points(point)} does not apply")
+    ctx.emit("PointsAdjustmentFailed", {"holderId": p["holderId"], "point": format_points(point), "reason": why})
+    return ignored(why)

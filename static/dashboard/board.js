@@ -135,7 +135,7 @@
   // --- forms and scenarios -------------------------------------------------------------------
   function formData(form) {
     const data = Object.fromEntries(new FormData(form));
-    for (const k of ["point", "amount"]) if (k in data) data[k] = Number(data[k]);
+    if ("amount" in data) data.amount = Number(data.amount);  // points stay the decimal string typed: exact
     return data;
   }
 
@@ -201,7 +201,8 @@
     e.preventDefault();
     state.filters = Object.fromEntries([...new FormData(e.target)].filter(([, v]) => v.trim() !== ""));
     state.page = 1;
-    loadPage().catch(console.error);
+    // a filter the server refuses (a holder id with a space, say) says why where the count stands
+    loadPage().catch((error) => { document.getElementById("page-info").textContent = error.message; });
   });
   document.getElementById("prev").addEventListener("click", () => { if (state.page > 1) { state.page--; loadPage(); } });
   document.getElementById("next").addEventListener("click", () => { if (state.page < state.pages) { state.page++; loadPage(); } });
