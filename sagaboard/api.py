@@ -15,7 +15,7 @@ from rest_framework.views import APIView, exception_handler as drf_exception_han
 from sagaboard import consistency, corrections, idempotency, supervision
 from sagaboard.access import OperatorAccess
 from sagaboard.kernel.models import DeadLetter, InboxRecord, ProcessHeartbeat
-from sagaboard.schema import MAX_ID, HolderIdField, PointsField, ReasonField, errors, order_id
+from sagaboard.schema import MAX_ID, HolderIdField, OrderIdField, PointsField, ReasonField, errors, order_id
 from services.monitor.api import EventLogSerializer
 from services.monitor.models import EventLog
 
@@ -191,7 +191,7 @@ def inbox_records(oid: int) -> list[InboxRecord]:
 
 # --- corrections (sagaboard/corrections.py): staff only in production -----------------------------
 class RejectOrderSerializer(serializers.Serializer):
-    orderId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    orderId = OrderIdField()
     reason = ReasonField()
 
 
@@ -200,7 +200,7 @@ class AdjustBalanceSerializer(serializers.Serializer):
     point = PointsField(lowest=-Decimal(settings.SAGA_MAX_AMOUNT), highest=Decimal(settings.SAGA_MAX_AMOUNT), nonzero=True,
                         help_text="added to the balance; negative takes points away (never below 0)")
     reason = ReasonField()
-    orderId = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False, allow_null=True,
+    orderId = OrderIdField(required=False, allow_null=True,
                                        help_text="the order it corrects (it then shows on that order's timeline)")
 
 

@@ -22,9 +22,10 @@ def order_id(value: str | None, *, name: str = "orderId", required: bool = False
     """A query parameter that must be an order id: None when absent and optional, else a 400."""
     if value is None and not required:
         return None
-    if value is None or not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_ID:
-        raise exceptions.ValidationError({name: [f"{'required, ' if required else ''}a positive integer up to {MAX_ID}"]})
-    return int(value)
+    try:
+        return fields.order_id(value if value is not None and _DIGITS.fullmatch(value) else None)
+    except FieldInvalid as exc:
+        raise exceptions.ValidationError({name: [f"{'required, ' if required else ''}{exc}"]}) from None
 
 
 class OrderIdConverter:
@@ -143,6 +144,14 @@ class PointsField(RuleField):
 
     def to_representation(self, value):
         return fields.format_points(value)
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": BIGINT_MAX, "description": "an order's id"})
+class OrderIdField(RuleField):
+    """An order id (fields.order_id): 1 to BIGINT_MAX."""
+
+    def __init__(self, **kwargs):
+        super().__init__(fields.order_id, **kwargs)
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "description": "whole units of the order's currency"})

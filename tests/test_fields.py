@@ -109,6 +109,9 @@ def test_the_admin_form_takes_and_refuses_points_as_the_api_does():
     form = AdjustForm({"point": "12.5", "reason": "qa"})
     form.is_valid()
     assert form.cleaned_data["point"] == Decimal("12.50")
+    for order_id, ok in (("12", True), ("", True), ("0", False), (str(2**63), False), ("1.5", False), (" 12", False)):
+        form = AdjustForm({"point": "5", "reason": "qa", "order_id": order_id})
+        assert form.is_valid() is ok, (order_id, form.errors)  # the API's order id: one past bigint no longer reaches a database
 
 
 def test_an_adjustment_applies_to_an_existing_holder_only(api):

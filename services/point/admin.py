@@ -15,8 +15,8 @@ class AdjustForm(ReasonForm):
     point = RuleFormField(
         lambda value: fields.points(value, lowest=-Decimal(settings.SAGA_MAX_AMOUNT), highest=Decimal(settings.SAGA_MAX_AMOUNT), nonzero=True),
         help_text="Added to the balance; negative takes points away (never below 0). At most two decimal places.")
-    order_id = forms.IntegerField(required=False, min_value=1, label="Order id",
-                                  help_text="Optional: the order this corrects (the adjustment shows on its timeline).")
+    order_id = RuleFormField(fields.order_id, required=False, label="Order id",
+                           help_text="Optional: the order this corrects (the adjustment shows on its timeline).")
     field_order = ["point", "order_id", "reason"]
 
 
