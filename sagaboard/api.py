@@ -1,11 +1,14 @@
 """Shared API pieces: the error format, and the views that read across services."""
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
+from http import HTTPStatus
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpResponseNotFound, JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.utils.html import escape
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -15,7 +18,7 @@ from rest_framework.views import APIView, exception_handler as drf_exception_han
 from sagaboard import consistency, corrections, idempotency, supervision
 from sagaboard.access import OperatorAccess
 from sagaboard.kernel.models import DeadLetter, InboxRecord, ProcessHeartbeat
-from sagaboard.schema import MAX_ID, HolderIdField, OrderIdField, PointsField, ReasonField, errors, order_id
+from sagaboard.schema import HolderIdField, IdField, PointsField, ReasonField, errors, order_id
 from services.monitor.api import EventLogSerializer
 from services.monitor.models import EventLog
 
@@ -27,18 +30,57 @@ def fresh_heartbeats(service: str, *fields: str) -> list[dict]:
     return list(ProcessHeartbeat.live(service, HEARTBEAT_FRESH_SECONDS).values(*fields))
 
 
-def unknown_path(request, *args, **kwargs):
-    """Any path no route takes: a 404 that says so, in JSON (the API's error format), or a short
-    page for a browser (it asks for text/html). Django's own 404 was an HTML page for everyone."""
-    detail = f"no such path: {request.path[:200]}"
+def error_response(request, status: int, detail: str, **headers) -> HttpResponse:
+    """An error outside DRF's views, in the API's error format: {"detail": ...} in JSON, or a
+    short page for a browser (it asks for text/html). Django's own were HTML pages for everyone."""
     if "text/html" in request.headers.get("Accept", ""):
-        return HttpResponseNotFound(f"<!doctype html><title>Not found</title><h1>Not found</h1><p>{escape(detail)}</p>")
-    return JsonResponse({"detail": detail}, status=404)
+        title = HTTPStatus(status).phrase
+        response = HttpResponse(f"<!doctype html><title>{title}</title><h1>{title}</h1><p>{escape(detail)}</p>", status=status)
+    else:
+        response = JsonResponse({"detail": detail}, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+@csrf_exempt  # a POST to a path that does not exist is a 404, not a CSRF failure
+def unknown_path(request, *args, **kwargs):
+    """Any path no route takes: a 404 that says so."""
+    return error_response(request, 404, f"no such path: {request.path[:200]}")
 
 
 def not_found(request, exception=None):
     """Django's handler404 (production mode): an Http404 raised by a view, answered like an unknown path."""
     return unknown_path(request)
+
+
+def bad_request(request, exception=None):
+    """Django's handler400: a request Django refuses before any view (a Host not in ALLOWED_HOSTS, a
+    malformed cookie or body), in the API's error format."""
+    return error_response(request, 400, f"bad request: {str(exception)[:200] or 'refused'}")
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: a write without its CSRF token (a session's) is a 403 that says so."""
+    return error_response(request, 403, f"CSRF check failed: {reason}. Send the X-CSRFToken header with a session, or use a token.")
+
+
+def allow(*methods: str):
+    """A plain Django view's methods (the dashboard's): any other is a 405 in the API's error
+    format with an Allow header (Django's require_GET answered an empty HTML 405)."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if request.method not in methods:
+                return error_response(request, 405, f"{request.method[:20]} is not allowed here; use {' or '.join(methods)}",
+                                      Allow=", ".join(methods))
+            return view(request, *args, **kwargs)
+
+        # a view that only reads changes nothing on a POST: its answer is the 405, not a CSRF 403
+        return csrf_exempt(wrapped) if set(methods) <= {"GET", "HEAD"} else wrapped
+
+    return decorate
 
 
 def exception_handler(exc, context):
@@ -191,7 +233,7 @@ def inbox_records(oid: int) -> list[InboxRecord]:
 
 # --- corrections (sagaboard/corrections.py): staff only in production -----------------------------
 class RejectOrderSerializer(serializers.Serializer):
-    orderId = OrderIdField()
+    orderId = IdField()
     reason = ReasonField()
 
 
@@ -200,13 +242,13 @@ class AdjustBalanceSerializer(serializers.Serializer):
     point = PointsField(lowest=-Decimal(settings.SAGA_MAX_AMOUNT), highest=Decimal(settings.SAGA_MAX_AMOUNT), nonzero=True,
                         help_text="added to the balance; negative takes points away (never below 0)")
     reason = ReasonField()
-    orderId = OrderIdField(required=False, allow_null=True,
+    orderId = IdField(required=False, allow_null=True,
                                        help_text="the order it corrects (it then shows on that order's timeline)")
 
 
 class ReplayDeadLetterSerializer(serializers.Serializer):
     service = serializers.ChoiceField(settings.SERVICES)
-    deadLetterId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    deadLetterId = IdField()
     reason = ReasonField()
 
 

@@ -67,12 +67,13 @@ def idempotent(using):
 
 
 def fingerprint(request) -> str:
-    """What makes two requests the same: method, path and body (its JSON, keys sorted)."""
+    """What makes two requests the same: method, path (with or without its trailing slash, one
+    path as the API answers both) and body (its JSON, keys sorted)."""
     try:
         body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
     except (TypeError, ValueError):
         body = repr(request.data)
-    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+    return hashlib.sha256(f"{request.method} {request.path.rstrip('/')}\n{body}".encode()).hexdigest()
 
 
 def run_once(using: str, key: str, request, perform) -> Response:

@@ -1,6 +1,7 @@
 """Pieces every API view shares: the error responses (so the schema says what a 4xx looks like),
 the checking of order ids, which every database must be able to hold, and the DRF fields of the
 input fields defined once in sagaboard/kernel/fields.py."""
+import codecs
 import re
 from decimal import Decimal
 
@@ -8,8 +9,9 @@ from django.http import Http404
 from django.urls import register_converter
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
-from rest_framework import exceptions, parsers, serializers
+from rest_framework import exceptions, parsers, renderers, serializers
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.utils import json as drf_json
 
 from sagaboard.kernel import fields
 from sagaboard.kernel.fields import BIGINT_MAX, FieldInvalid
@@ -70,14 +72,33 @@ def errors(*codes: int) -> dict:
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser (the API's only one), with a body nested deeper than the decoder goes a
-    400 like any malformed body: the standard library's decoder raised RecursionError, a 500."""
+    """DRF's JSON parser (the API's only one), with two changes: a JSON number with a fraction or
+    an exponent is read as a Decimal, exactly as written (a float lost the digits past its 17th,
+    so 0.30000000000000001 points passed as 0.30), and a body nested deeper than the decoder goes
+    is a 400 like any malformed body (the standard library's RecursionError was a 500)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
+        encoding = parsers.get_encoding(parser_context or {})
         try:
-            return super().parse(stream, media_type, parser_context)
+            decoded = codecs.getreader(encoding)(stream)
+            return drf_json.load(decoded, parse_float=Decimal, parse_constant=drf_json.strict_constant if self.strict else None)
+        except ValueError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - nested too deeply") from None
+
+
+class JSONRenderer(renderers.JSONRenderer):
+    """DRF's JSON renderer, except that a lone surrogate echoed from the input (a field error that
+    quotes a value: "\\ud800" is not a valid choice) is written as a JSON escape: DRF's UTF-8
+    encoding of it raised, a 500."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        try:
+            return super().render(data, accepted_media_type, renderer_context)
+        except UnicodeEncodeError:
+            self.ensure_ascii = True  # this instance serves one response
+            return super().render(data, accepted_media_type, renderer_context)
 
 
 class ContentNegotiation(DefaultContentNegotiation):
@@ -146,9 +167,10 @@ class PointsField(RuleField):
         return fields.format_points(value)
 
 
-@extend_schema_field({"type": "integer", "minimum": 1, "maximum": BIGINT_MAX, "description": "an order's id"})
-class OrderIdField(RuleField):
-    """An order id (fields.order_id): 1 to BIGINT_MAX."""
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": BIGINT_MAX})
+class IdField(RuleField):
+    """A row's id, an order's or a dead letter's (fields.order_id's rule): a JSON integer from 1
+    to BIGINT_MAX (1.0 is not one)."""
 
     def __init__(self, **kwargs):
         super().__init__(fields.order_id, **kwargs)

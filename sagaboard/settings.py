@@ -210,6 +210,9 @@ REST_FRAMEWORK = {
     # the API speaks JSON only (the walkthrough's contract); Daphne itself answers a malformed
     # multipart body with an empty 400 before Django sees it, so the schema must not offer one
     "DEFAULT_PARSER_CLASSES": ["sagaboard.schema.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["sagaboard.schema.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    # the schema's ?version= goes into its Content-Disposition filename (drf-spectacular): only ours
+    "ALLOWED_VERSIONS": ["0.1.0"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Sagaboard API",
@@ -233,6 +236,7 @@ SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
 _proxy_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
 SECURE_PROXY_SSL_HEADER = (_proxy_header, "https") if _proxy_header else None
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "sagaboard.api.csrf_failure"  # a 403 in the API's error format (Django's is an HTML page)
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]  # the dashboard's scripts and styles

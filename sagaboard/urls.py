@@ -37,8 +37,10 @@ urlpatterns = [
     api("corrections/adjust", AdjustBalanceView),
     api("corrections/replay", ReplayDeadLetterView),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # metadata_class=None: an OPTIONS is a 405 (its metadata rendered with the docs' template was a 500)
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", metadata_class=None), name="docs"),
     path("admin/", admin.site.urls),
     re_path(r"", unknown_path),  # last: anything else is a 404 that says so, never Django's HTML page
 ]
 handler404 = "sagaboard.api.not_found"  # an Http404 in production mode: JSON too
+handler400 = "sagaboard.api.bad_request"  # a request Django refuses before any view (a foreign Host): JSON too

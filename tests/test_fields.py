@@ -23,7 +23,8 @@ from services.point.services import grant_points
 pytestmark = pytest.mark.django_db(databases="__all__")
 
 # ids with a space (ASCII, non-breaking, ideographic), a newline, a slash, an emoji; too long; not strings
-BAD_IDS = ["😀 x/y", " ws1", "ws1 ", "ws1\u00a0", "ws1\u3000", "ws1\n", "w s", "a/b", "", "x" * 65, 5, None, ["ws1"]]
+BAD_IDS = ["😀 x/y", " ws1", "ws1 ", "ws1\u00a0", "ws1\u3000", "ws1\n", "w s", "a/b", "", "x" * 65, 5, None, ["ws1"],
+           ".", "..", "-x", "_x"]  # an id starts with a letter or digit ("." and ".." are paths, not ids)
 GOOD_IDS = ["ws1", "a.b@c-d_e", "x" * 64]
 
 
@@ -80,8 +81,10 @@ def test_currency_ids_one_rule(api, bad):
                               payload={"holderId": "ws1", "currencyId": bad, "amount": 5}).as_dict())
 
 
-@pytest.mark.parametrize("bad, why", [("", "required"), ("   ", "required"), ("x" * 201, "at most 200"),
-                                      ("tab\there", "control"), ("bell\x07", "control"), (7, "in words")])
+@pytest.mark.parametrize("bad, why", [("", "required"), ("   ", "required"), ("\u3000\u2028", "required"), ("x" * 201, "at most 200"),
+                                      ("tab\there", "control"), ("bell\x07", "control"), (7, "in words"),
+                                      ("\u200b", "invisible"), ("a\u2028b", "invisible"), ("\u202egoodwill", "invisible"),
+                                      ("\ufeffa", "invisible"), ("a\U000E0001", "invisible"), ("a\ufffe", "invisible")])
 def test_a_reason_has_one_rule_in_the_api_and_the_admin(api, bad, why):
     response = api.post("/corrections/adjust", {"holderId": "ws1", "point": 5, "reason": bad}, format="json")
     assert response.status_code == 400 and why in response.json()["reason"][0], response.json()
@@ -89,6 +92,24 @@ def test_a_reason_has_one_rule_in_the_api_and_the_admin(api, bad, why):
         form = ReasonForm({"reason": bad})
         assert not form.is_valid()
     assert nothing_new()
+
+
+def test_an_emoji_sequence_is_a_reason(api):
+    response = api.post("/corrections/adjust", {"holderId": "ws1", "point": 5, "reason": "👨\u200d👩\u200d👧 family"}, format="json")
+    assert response.status_code == 202, response.content
+
+
+def test_a_missing_holder_has_one_message(api):
+    assert api.get("/points/ghost").json() == {"detail": "there is no holder 'ghost'"}
+    assert api.get("/points/gh%20ost").json() == {"detail": "there is no holder 'gh ost'"}
+
+
+@pytest.mark.parametrize("path, body", [("/events?orderId=0", None), ("/events?orderId=1.0", None),
+                                        ("/corrections/replay", {"service": "point", "deadLetterId": 1.0, "reason": "qa"}),
+                                        ("/corrections/reject", {"orderId": "1.0", "reason": "qa"})])
+def test_ids_have_one_rule_in_queries_and_bodies(api, path, body):
+    response = api.get(path) if body is None else api.post(path, body, format="json")
+    assert response.status_code == 400, response.content
 
 
 def test_a_reason_is_trimmed_everywhere(api):

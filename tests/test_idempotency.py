@@ -42,6 +42,14 @@ def test_a_retry_of_an_order_gets_the_first_answer_and_orders_nothing_new(api):
 
 
 @pytest.mark.django_db(databases="__all__")
+def test_a_retry_on_the_other_spelling_of_the_path_is_the_same_request(api):
+    first = post(api, "/orders", ORDER, "slash")
+    again = post(api, "/orders/", ORDER, "slash")
+    assert again.status_code == 201 and again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert Order.objects.count() == 1
+
+
+@pytest.mark.django_db(databases="__all__")
 def test_the_same_key_with_another_body_is_refused(api):
     first = post(api, "/orders", ORDER, "k")
     other = post(api, "/orders", {**ORDER, "amount": 501}, "k")

@@ -90,6 +90,11 @@ def test_the_api_refuses_points_finer_than_the_smallest_unit():
         response = api.post(path, body, format="json")
         assert response.status_code == 400 and "point" in response.json(), (body, response.content)
     assert api.post("/points", {"userId": "m", "point": 0.1}, format="json").json()["point"] == "5.10"  # a JSON number, exact
+    # a JSON number is read as written, not as a float: digits a float would drop are seen, and refused
+    for number in (b"1.0000000000000001", b"0.30000000000000001", b"0.009999999999999999999", b"999999999.999999999"):
+        response = api.generic("POST", "/points", b'{"userId": "m", "point": ' + number + b"}", content_type="application/json")
+        assert response.status_code == 400 and "point" in response.json(), (number, response.content)
+    assert api.get("/points/m").json()["point"] == "5.10"
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)

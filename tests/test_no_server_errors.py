@@ -76,7 +76,8 @@ ODD_BODIES = {
     "-1e400 points": b'{"holderId": "jjy", "point": -1e400, "reason": "x"}',
     "NUL in every string": b'{"holderId": "a\\u0000b", "userId": "a\\u0000b", "reason": "a\\u0000b", "currencyId": "\\u0000", '
                            b'"amount": 5, "point": 5, "orderId": 1, "service": "\\u0000", "deadLetterId": 1}',
-    "a lone surrogate": b'{"holderId": "\\ud800", "userId": "\\ud800", "reason": "\\ud800", "currencyId": "1", "amount": 5, "point": 5}',
+    "a lone surrogate": b'{"holderId": "\\ud800", "userId": "\\ud800", "reason": "\\ud800", "currencyId": "1", "amount": 5, "point": 5, '
+                        b'"policy": "\\ud800", "service": "\\udfff", "orderId": 1, "deadLetterId": 1}',  # echoed in a field error
     "control characters": b'{"holderId": "jjy\\u0007", "userId": "\\u001b[31m", "reason": "bell\\u0007", "point": 5, "orderId": 1}',
     "an orderId past bigint": b'{"orderId": 9223372036854775808, "reason": "x", "holderId": "jjy", "point": 1}',
     "an array": b"[]", "null": b"null", "a number": b"5", "a string": b'"x"', "empty": b"",
@@ -115,6 +116,31 @@ def test_query_values_no_database_can_hold_are_4xx(client, value):
             response = client.get(path, {name: value})
             assert response.status_code == 200 or 400 <= response.status_code < 500, (path, name, response.status_code)
             json.loads(response.content)
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_errors_outside_the_apis_views_are_json_too(client):
+    """Found by a hostile try: Django's own HTML pages (a CSRF failure, a foreign Host, an empty
+    405), a 500 for OPTIONS on the docs page, and the schema's ?version= in a header."""
+    assert "CSRF" not in json_4xx(client.post("/dashboard/board.json"), 405)["detail"]  # a read-only view: a 405, not a CSRF 403
+    assert client.put("/dashboard/sagas/1.json")["Allow"] == "GET"
+    json_4xx(client.post("/no/such/path"), 404)
+    json_4xx(client.post("/events/", {}, content_type="application/json"), 405)
+    json_4xx(client.get("/orders", HTTP_HOST="evil.example"), 400)
+    assert client.options("/api/docs/").status_code == 405
+    for version in ("\r\nSet-Cookie: a=b", "é", "\x00", '"; x=', "0.1.0"):
+        response = client.get("/api/schema/", {"version": version, "format": "json"})
+        assert response.status_code == 200, (version, response.status_code)
+        assert response["Content-Disposition"] in ('inline; filename="Sagaboard API.json"', 'inline; filename="Sagaboard API (0.1.0).json"')
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_a_csrf_failure_is_a_json_403():
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True, HTTP_HOST="127.0.0.1")
+    response = strict.post("/dashboard/scenarios/happy-path")
+    assert "CSRF" in json_4xx(response, 403)["detail"]
 
 
 QUERY_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)

@@ -7,11 +7,12 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 
 from sagaboard import supervision
 from sagaboard.access import may_operate, may_read
+from sagaboard.api import allow
 from sagaboard.kernel import fields
 from sagaboard.schema import order_id
 from services.monitor.api import EventsView
@@ -44,7 +45,7 @@ def _int(value, default=None):
 
 
 # --- pages -----------------------------------------------------------------------------------------
-@require_GET
+@allow("GET")
 @readable
 def board_page(request):
     context = {
@@ -55,7 +56,7 @@ def board_page(request):
     return render(request, "dashboard/board.html", context)
 
 
-@require_GET
+@allow("GET")
 @readable
 def saga_page(request, order_id):
     return render(request, "dashboard/saga.html", {"order_id": order_id, "detail": _saga(order_id)})
@@ -71,6 +72,7 @@ def _saga(order_id):
 _events_api = EventsView.as_view()
 
 
+@csrf_exempt  # the API's view checks a session's CSRF token itself (DRF), as on /events
 def events_page(request):
     """`/events/`: the explorer for a browser (it asks for text/html); the JSON API for anyone
     else, so `/events/` keeps answering HTTPie and curl like `/events`."""
@@ -85,7 +87,7 @@ def _explorer(request):
 
 
 # --- JSON behind the pages -----------------------------------------------------------------------------
-@require_GET
+@allow("GET")
 @readable
 def board_json(request):
     q = request.GET
@@ -105,7 +107,7 @@ def board_json(request):
     return JsonResponse(snapshot.board(page=_int(q.get("page"), 1), status=status, holder=holder, order_id=order, ids=ids))
 
 
-@require_GET
+@allow("GET")
 @readable
 def saga_json(request, order_id):
     detail = snapshot.saga(order_id)
@@ -123,13 +125,13 @@ async def services_json(request):
     return JsonResponse({"services": await sync_to_async(snapshot.services, thread_sensitive=False)(lag)})
 
 
-@require_GET
+@allow("GET")
 @readable
 def consistency_json(request):
     return JsonResponse(snapshot.consistency())
 
 
-@require_POST
+@allow("POST")
 @operator
 def service_control(request, name, action):
     if name not in supervision.PROGRAMS:
@@ -138,7 +140,7 @@ def service_control(request, name, action):
     return JsonResponse({"name": name, "action": action, "services": snapshot.services()})
 
 
-@require_POST
+@allow("POST")
 @operator
 def launch_scenario(request, name):
     if name not in scenarios.SCENARIOS:

@@ -53,10 +53,12 @@ class Identifier:
         return value
 
 
-HOLDER_ID = Identifier("holderId", r"[A-Za-z0-9_.@-]{1,64}", 64,
-                       "1 to 64 of the letters A-Z and a-z, digits and _ . @ - (no spaces; ids are never trimmed)")
-CURRENCY_ID = Identifier("currencyId", r"[A-Za-z0-9_-]{1,32}", 32,
-                         "1 to 32 of the letters A-Z and a-z, digits and _ - (no spaces; ids are never trimmed)")
+HOLDER_ID = Identifier("holderId", r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}", 64,
+                       "1 to 64 of the letters A-Z and a-z, digits and _ . @ -, starting with a letter or digit "
+                       "(no spaces; ids are never trimmed)")
+CURRENCY_ID = Identifier("currencyId", r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", 32,
+                         "1 to 32 of the letters A-Z and a-z, digits and _ -, starting with a letter or digit "
+                         "(no spaces; ids are never trimmed)")
 
 
 def whole(value, *, lowest: int, highest: int, name: str = "value") -> int:
@@ -125,8 +127,15 @@ def exchanged(amount_: int, rate: Decimal) -> Decimal:
     return (Decimal(amount_) * rate).quantize(POINT_UNIT, rounding=ROUND_HALF_EVEN)
 
 
+# Unicode categories a reason may not hold: controls, format characters (zero-width spaces, bidi
+# overrides, BOMs, tags), surrogates, private use, unassigned, and line and paragraph separators
+REASON_REFUSED_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+ZERO_WIDTH_JOINER = "\u200d"  # a Cf that emoji sequences need
+
+
 def reason(value) -> str:
-    """An operator's reason: trimmed; 1 to REASON_MAX characters, none a control character."""
+    """An operator's reason: trimmed; 1 to REASON_MAX characters, none of them invisible or a
+    control character (REASON_REFUSED_CATEGORIES)."""
     if not isinstance(value, str):
         raise FieldInvalid("a reason in words")
     value = value.strip()
@@ -134,6 +143,6 @@ def reason(value) -> str:
         raise FieldInvalid("a reason is required")
     if len(value) > REASON_MAX:
         raise FieldInvalid(f"at most {REASON_MAX} characters")
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
-        raise FieldInvalid("no control characters (tabs, newlines and the like)")
+    if any(unicodedata.category(c) in REASON_REFUSED_CATEGORIES and c != ZERO_WIDTH_JOINER for c in value):
+        raise FieldInvalid("no control or invisible characters (tabs, newlines, zero-width spaces, direction overrides and the like)")
     return value

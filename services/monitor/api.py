@@ -3,7 +3,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from sagaboard.schema import MAX_ID, errors
+from sagaboard.schema import IdField, errors
 
 from .models import EventLog
 
@@ -24,7 +24,7 @@ class EventLogSerializer(serializers.Serializer):
 
 
 class EventFilter(serializers.Serializer):
-    orderId = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
+    orderId = IdField(required=False)
     type = serializers.CharField(required=False)
     source = serializers.CharField(required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=10_000, default=1000)

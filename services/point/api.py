@@ -1,7 +1,6 @@
 from decimal import Decimal
 
 from django.conf import settings
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -61,7 +60,10 @@ class PointView(APIView):
             fields.HOLDER_ID.clean(userId)
         except fields.FieldInvalid:
             raise NotFound(f"there is no holder {userId!r}")  # and such an id never reaches a database
-        return Response(AccountSerializer(get_object_or_404(Account, holder_id=userId)).data)
+        account = Account.objects.filter(holder_id=userId).first()
+        if account is None:
+            raise NotFound(f"there is no holder {userId!r}")
+        return Response(AccountSerializer(account).data)
 
 
 class TransactionsView(APIView):
