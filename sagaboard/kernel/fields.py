@@ -88,9 +88,10 @@ _DECIMAL = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
 
 def points(value, *, lowest: Decimal = -POINTS_MAX, highest: Decimal = POINTS_MAX, nonzero: bool = False) -> Decimal:
     """Points as an exact Decimal with two places, from a str ("12.5", "-0.30"), an int, a Decimal
-    or a float (a JSON number: its shortest decimal form, which is what the client wrote for up to
-    15 significant digits). FieldInvalid for anything else, NaN or infinity, a value finer than
-    0.01 (1e-300 included), outside lowest..highest, or zero when `nonzero`."""
+    (the API reads JSON numbers as Decimals, as written) or a float (a JSON number in an event of
+    an earlier release: its shortest decimal form). FieldInvalid for anything else, NaN or
+    infinity, a value finer than 0.01 (1e-300 included), outside lowest..highest, or zero when
+    `nonzero`."""
     if isinstance(value, bool):
         raise FieldInvalid("a number of points, not true or false")
     if isinstance(value, float):
