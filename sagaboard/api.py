@@ -255,7 +255,7 @@ class ReplayDeadLetterSerializer(serializers.Serializer):
 class CorrectionResultSerializer(serializers.Serializer):
     operator = serializers.CharField()
     eventId = serializers.UUIDField(help_text="the event the correction emitted or re-delivered")
-    eventType = serializers.CharField()
+    eventType = serializers.CharField(help_text="its type: OrderRejected, PointsAdjusted, or the replayed event's")
 
 
 class CorrectionView(APIView):
@@ -281,10 +281,11 @@ class CorrectionView(APIView):
         command.is_valid(raise_exception=True)
         operator = corrections.operator_name(request.user)
         try:
-            event_id = self.correct(command.validated_data, operator)
+            event = self.correct(command.validated_data, operator)
         except corrections.CorrectionRefused as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response({"operator": operator, "eventId": event_id, "eventType": self.event_type}, status=status.HTTP_202_ACCEPTED)
+        # the event emitted (OrderRejected, PointsAdjusted) or re-delivered (a replay's), with its own type
+        return Response({"operator": operator, "eventId": event.eventId, "eventType": event.eventType}, status=status.HTTP_202_ACCEPTED)
 
 
 def _correction_schema(cls):
@@ -312,7 +313,7 @@ class RejectOrderView(CorrectionView):
         return super().recorded().filter(payload__has_key="operator")
 
     def correct(self, d, operator):
-        return corrections.reject_order(d["orderId"], operator=operator, reason=d["reason"]).eventId
+        return corrections.reject_order(d["orderId"], operator=operator, reason=d["reason"])
 
 
 @_correction_schema
@@ -327,7 +328,7 @@ class AdjustBalanceView(CorrectionView):
 
     def correct(self, d, operator):
         return corrections.adjust_balance(d["holderId"], d["point"], operator=operator, reason=d["reason"],
-                                          order_id=d.get("orderId")).eventId
+                                          order_id=d.get("orderId"))
 
 
 @_correction_schema
@@ -342,4 +343,4 @@ class ReplayDeadLetterView(CorrectionView):
         return service if service in settings.SERVICES else None
 
     def correct(self, d, operator):
-        return corrections.replay_dead_letter(d["service"], d["deadLetterId"], operator=operator, reason=d["reason"]).eventId
+        return corrections.replay_dead_letter(d["service"], d["deadLetterId"], operator=operator, reason=d["reason"])

@@ -136,6 +136,44 @@ def publish(system, event) -> tuple[int, int]:
     return asyncio.run(send())
 
 
+def test_the_feed_sends_each_event_once_after_a_batch(system):
+    """Events published in one batch and then nothing: the embedded broker reports the
+    partition's end short of the feed's position, which the feed took for a restart and read the
+    partition again every few seconds (a hostile try: 6 copies of each event in 10 s)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    from sagaboard.kernel.events import Event
+
+    events = [Event(eventType="PointsGranted", orderId=None, source="test", payload={"holderId": "batch", "point": "1.00"})
+              for _ in range(4)]
+
+    async def send_one_batch():
+        producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{system.broker_port}", acks="all", linger_ms=200)
+        await producer.start()
+        try:
+            sent = [await producer.send("choreography.deadline", e.to_bytes(), key=b"batch", partition=0) for e in events]
+            await asyncio.wait_for(asyncio.gather(*sent), 30)
+        finally:
+            await producer.stop()
+
+    with socket(system, "/ws/sagas/") as ws:
+        assert json.loads(ws.recv(timeout=15))["kind"] == "hello"
+        asyncio.run(send_one_batch())
+        mine = {e.eventId for e in events}
+        copies = []
+        end = time.monotonic() + 8  # several of the feed's checks (every 0.5 s) with nothing new
+        while time.monotonic() < end:
+            try:
+                message = json.loads(ws.recv(timeout=max(0.05, end - time.monotonic())))
+            except TimeoutError:
+                break
+            if message["kind"] == "event" and message["event"]["eventId"] in mine:
+                copies.append(message["event"]["eventId"])
+    assert sorted(copies) == sorted(mine), f"{len(copies)} messages for {len(mine)} events"
+
+
 def test_feed_goes_on_after_a_broker_restart(system):
     """The embedded broker loses the topic when it restarts (offsets start again from 0); the feed
     reads the new log from its start, so an open socket gets what is published afterwards. The

@@ -84,7 +84,9 @@ def test_currency_ids_one_rule(api, bad):
 @pytest.mark.parametrize("bad, why", [("", "required"), ("   ", "required"), ("\u3000\u2028", "required"), ("x" * 201, "at most 200"),
                                       ("tab\there", "control"), ("bell\x07", "control"), (7, "in words"),
                                       ("\u200b", "invisible"), ("a\u2028b", "invisible"), ("\u202egoodwill", "invisible"),
-                                      ("\ufeffa", "invisible"), ("a\U000E0001", "invisible"), ("a\ufffe", "invisible")])
+                                      ("\ufeffa", "invisible"), ("a\U000E0001", "invisible"), ("a\ufffe", "invisible"),
+                                      ("\u200d", "required"), ("\u3164", "required"), ("\u2800", "required"),
+                                      ("\u0301\u0301", "required"), ("\ufe0f", "required")])
 def test_a_reason_has_one_rule_in_the_api_and_the_admin(api, bad, why):
     response = api.post("/corrections/adjust", {"holderId": "ws1", "point": 5, "reason": bad}, format="json")
     assert response.status_code == 400 and why in response.json()["reason"][0], response.json()

@@ -109,3 +109,20 @@ def test_keys_expire(api, settings):
     again = post(api, "/orders", ORDER, "old")
     assert again.status_code == 201 and again.json()["id"] != first.json()["id"] and "Idempotent-Replayed" not in again
     assert Order.objects.count() == 2 and IdempotencyKey.objects.using("order").count() == 1
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_a_replay_retried_replays_once_and_names_the_event_it_redelivered(api):
+    from sagaboard.kernel.events import Event
+    from sagaboard.kernel.models import DeadLetter
+
+    event = Event(eventType="PointsGranted", orderId=None, source="point", payload={"holderId": "jjy", "point": "1.00"})
+    letter = DeadLetter.objects.using("exchange").create(topic="t", partition=0, offset=7, key=b"k", value=event.to_bytes(),
+                                                         headers=[], error="handler failed")
+    body = {"service": "exchange", "deadLetterId": letter.id, "reason": "fixed"}
+    first = post(api, "/corrections/replay", body, "replay-1")
+    again = post(api, "/corrections/replay", body, "replay-1")
+    assert first.status_code == again.status_code == 202 and again.json() == first.json()
+    assert first.json()["eventId"] == event.eventId and first.json()["eventType"] == "PointsGranted"  # the pair, as re-delivered
+    assert OutboxMessage.objects.using("exchange").filter(event_type="DeadLetterReplayed").count() == 1
+    assert post(api, "/corrections/replay", body, "replay-2").status_code == 409  # a new request: already replayed

@@ -34,6 +34,9 @@ def json_4xx(response, status: int) -> dict:
     ("/dashboard/board.json?ids=0", 400),
     (f"/dashboard/board.json?order={TOO_BIG}", 400),
     ("/dashboard/board.json?order=-3", 400),
+    ("/dashboard/board.json?order=%201", 400),  # ids are never trimmed, here as on /events
+    ("/dashboard/board.json?ids=%201", 400),
+    ("/dashboard/board.json?page=abc", 400),
     (f"/dashboard/sagas/{TOO_BIG}.json", 404),
     ("/dashboard/sagas/7.json", 404),
     ("/orders//1", 404),
@@ -143,6 +146,25 @@ def test_a_csrf_failure_is_a_json_403():
     assert "CSRF" in json_4xx(response, 403)["detail"]
 
 
+@pytest.mark.django_db(databases="__all__")
+def test_the_admin_answers_ids_no_database_holds_without_a_500(client):
+    """A hostile try: an admin filter or an action's selected row past bigint (or not a number)
+    was a 500; Django's answer to an incorrect lookup is a redirect to ?e=1."""
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("op", "op@example.com", "pw"))
+    for path in ("/admin/order/statuschange/?order__exact=99999999999999999999", "/admin/order/statuschange/?order=99999999999999999999",
+                 "/admin/order/statuschange/?order_id__exact=-99999999999999999999", "/admin/point/account/?q=%00"):
+        assert client.get(path).status_code in (200, 302), path
+    for selected in ("9223372036854775808", "abc", "1\x00"):
+        response = client.post("/admin/order/order/", {"action": "reject_and_compensate", "_selected_action": selected,
+                                                       "apply": "1", "reason": "x"})
+        assert response.status_code in (200, 302), (selected, response.status_code)
+    response = client.post("/admin/kernel/deadletter/?service=exchange", {"action": "replay", "_selected_action": "99999999999999999999",
+                                                                          "apply": "1", "reason": "x"})
+    assert response.status_code in (200, 302)
+
+
 QUERY_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
 
 
@@ -211,6 +233,24 @@ def test_websocket_paths_that_do_not_exist_are_refused_in_the_handshake(system):
         assert asyncio.run(handshake(path)) == 403, path
     assert asyncio.run(handshake("/ws/sagas/")) == "hello"
     assert asyncio.run(handshake("/ws/sagas/1/")) == "hello"
+
+
+@pytest.mark.system
+def test_what_a_client_sends_on_a_socket_is_ignored(system):
+    """Junk text and binary frames on /ws/sagas/ (a hostile try: they closed it with 1011 and left
+    its status pushes running): the socket stays open and the pushes go on."""
+    from websockets.asyncio.client import connect
+
+    async def junk_then_listen():
+        async with connect(f"ws://127.0.0.1:{system.port}/ws/sagas/", origin=f"http://127.0.0.1:{system.port}",
+                           proxy=None, open_timeout=20) as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 20))["kind"] == "hello"
+            for frame in ("not json", b"\x00\xff binary", "{}", "x" * 100_000):
+                await ws.send(frame)
+            kinds = {json.loads(await asyncio.wait_for(ws.recv(), 10))["kind"] for _ in range(3)}  # pushes every second
+            return kinds
+
+    assert asyncio.run(junk_then_listen())
 
 
 @pytest.mark.system

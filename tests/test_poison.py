@@ -12,30 +12,34 @@ from tests.system import wait_until
 pytestmark = pytest.mark.system
 SYSTEM_ENV = {"SAGA_MAX_EVENT_BYTES": "4096"}
 
+# value -> (its headers, the reason its dead letter gives)
 POISON = {
-    b"this is not json": "not UTF-8 JSON",
-    b"\xff\xfe\x00": "not UTF-8 JSON",
-    json.dumps({"eventType": "OrderCreated"}).encode(): "required",
+    b"this is not json": ([], "not UTF-8 JSON"),
+    b"\xff\xfe\x00": ([], "not UTF-8 JSON"),
+    json.dumps({"eventType": "OrderCreated"}).encode(): ([], "required"),
     json.dumps({
         "eventId": str(uuid.uuid4()), "eventType": "OrderTeleported", "orderId": 1, "timestamp": 1, "deadline": 2,
         "causationId": None, "source": "mars", "policy": "safe", "payload": {},
-    }).encode(): "unknown event type",
-    json.dumps({"padding": "x" * 5000}).encode(): "exceeds the limit",
+    }).encode(): ([], "unknown event type"),
+    json.dumps({"padding": "x" * 5000}).encode(): ([], "exceeds the limit"),
+    # headers Kafka allows: a null value (it stopped every service's batch loop), bytes that are not UTF-8
+    b"[]": ([("type", None)], "not a JSON object"),
+    b"{}": ([("type", b"\xff\xfe"), ("type", b"")], "required"),
 }
 
 
-async def produce(address, topic, values):
+async def produce(address, topic, poison):
     producer = AIOKafkaProducer(bootstrap_servers=address)
     await producer.start()
     try:
-        for value in values:
-            await producer.send_and_wait(topic, value=value, key=b"poison")
+        for value, (headers, _) in poison.items():
+            await producer.send_and_wait(topic, value=value, key=b"poison", headers=headers)
     finally:
         await producer.stop()
 
 
 def test_poison_is_dead_lettered_and_consumption_goes_on(system):
-    asyncio.run(produce(f"127.0.0.1:{system.broker_port}", "choreography.deadline", list(POISON)))
+    asyncio.run(produce(f"127.0.0.1:{system.broker_port}", "choreography.deadline", POISON))
     system.grant("after-poison", 100)
     order = system.settled(system.order("after-poison", 50)["id"])
     assert order["status"] == "APPROVED"  # every consumer went on past the poison
@@ -48,7 +52,7 @@ def test_poison_is_dead_lettered_and_consumption_goes_on(system):
     for service in ("order", "exchange", "point", "deadline", "monitor"):
         mine = [letter for letter in letters if letter["service"] == service]
         assert len(mine) == len(POISON)
-        for letter, (value, reason) in zip(sorted(mine, key=lambda l: l["offset"]), POISON.items()):
+        for letter, (value, (_, reason)) in zip(sorted(mine, key=lambda l: l["offset"]), POISON.items()):
             assert reason in letter["error"]
             assert letter["topic"] == "choreography.deadline" and letter["partition"] >= 0
             assert letter["value"] == value.decode("utf-8", "replace")[:2000]

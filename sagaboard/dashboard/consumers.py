@@ -39,6 +39,11 @@ class SagaConsumer(AsyncJsonWebsocketConsumer):
             feed.watchers -= 1
             self.watching = False
 
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """The socket carries the server's pushes only: whatever a client sends (junk text, binary
+        frames) is ignored. Decoding it as JSON raised, which closed the socket with 1011 without
+        `disconnect`, and left the status pushes running for a watcher that was gone."""
+
     async def saga_message(self, event):
         await self.send_json(event["message"])
 

@@ -137,7 +137,7 @@ class Feed:
             await self.position(consumer)
             self.ready.set()
             log.info("dashboard feed reading %s from its end", settings.SAGA_TOPIC)
-            checked, seen = 0.0, {}
+            checked, seen = 0.0, {"epoch": broker.epoch()}
             while not self.stopping.is_set():
                 now = asyncio.get_running_loop().time()
                 if now - checked >= REWIND_CHECK_SECONDS:
@@ -175,29 +175,35 @@ class Feed:
 
     async def follow_a_new_log(self, consumer, seen: dict) -> None:
         """The embedded broker keeps nothing across a restart: the topic comes back empty and its
-        offsets start again from 0, below where the feed reads. Read such a partition from its
-        new beginning, so nothing published since the restart is missed. A partition has gone
-        back when its end offset is lower than an end seen before (a log's end never decreases).
-        The embedded Tansu 0.6.0 reports a partition's end as one past the first record of its
-        last batch, short of the true end after a batch of several records (tests/test_recovery.py
-        reads the true end), so the feed's position being past the end counts only when it stays
-        so over two checks while nothing is read."""
+        offsets start again from 0, below where the feed reads. Read every partition from its new
+        beginning then, so nothing published since the restart is missed. A restart is known by
+        the broker's epoch (runbroker writes a new one at each start: kernel/broker.py), or, on
+        any broker, by a partition's end offset falling below one seen before (a log's end never
+        decreases). Not by the feed's position being past the end: the embedded Tansu 0.6.0
+        reports a partition's end as one past the first record of its last batch, short of the
+        true end after a batch of several records, and reading such a partition again every few
+        seconds sent every socket its history over and over (a hostile try found it)."""
         assignment = consumer.assignment()
         if not assignment:
+            return
+        epoch = broker.epoch()
+        if epoch is not None and epoch != seen.get("epoch"):
+            log.warning("dashboard feed: the broker restarted (a new log); reading every partition from the start")
+            seen.clear()
+            seen["epoch"] = epoch
+            for tp in assignment:
+                await consumer.seek_to_beginning(tp)
             return
         try:
             ends = await asyncio.wait_for(consumer.end_offsets(list(assignment)), LAG_TIMEOUT_SECONDS)
         except (TimeoutError, KafkaError):
             return  # the broker is away: aiokafka reconnects by itself, look again later
         for tp in assignment:
-            position = await consumer.position(tp)
-            highest, suspect = seen.get(tp, (ends[tp], None))
-            if ends[tp] < highest or (position > ends[tp] and suspect == position):
+            highest = seen.get(tp, ends[tp])
+            if ends[tp] < highest:
                 log.warning("dashboard feed: %s went back to offset %s (broker restarted); reading it from the start", tp, ends[tp])
-                seen[tp] = (ends[tp], None)
                 await consumer.seek_to_beginning(tp)
-            else:
-                seen[tp] = (max(highest, ends[tp]), position if position > ends[tp] else None)
+            seen[tp] = ends[tp] if ends[tp] < highest else max(highest, ends[tp])
 
     async def wait_ready(self, timeout: float) -> bool:
         """True once the feed reads from known positions; False after `timeout` (broker down)."""

@@ -14,7 +14,9 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.http import QueryDict
+from django.contrib.admin.views.main import ERROR_FLAG
+from django.db import DataError
+from django.http import HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
@@ -45,6 +47,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     """Look, filter, search; never edit by hand (use a correction)."""
 
     list_per_page = 50
+
+    def changelist_view(self, request, extra_context=None):
+        """Django's list, except that an id no database holds (past bigint, or not a number) in a
+        filter or among the rows an action is given gets Django's own answer to an incorrect
+        lookup (a redirect to ?e=1), where it was a 500 (OverflowError on SQLite, DataError on
+        PostgreSQL, ValueError for "abc")."""
+        try:
+            return super().changelist_view(request, extra_context)
+        except (OverflowError, ValueError, DataError):
+            return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
 
     @admin.display(description="order", ordering="order_id")
     def saga(self, row):

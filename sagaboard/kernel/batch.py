@@ -64,7 +64,8 @@ class BatchResult:
 def dead_letter_row(record, error: str) -> DeadLetter:
     return DeadLetter(
         topic=record.topic, partition=record.partition, offset=record.offset, key=record.key, value=record.value,
-        headers=[[k, v.decode("utf-8", "replace")] for k, v in (record.headers or ())], error=error,
+        # a header's value may be null in Kafka (a record with `type: null` stopped every service)
+        headers=[[k, None if v is None else v.decode("utf-8", "replace")] for k, v in (record.headers or ())], error=error,
     )
 
 

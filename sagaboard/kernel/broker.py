@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -51,6 +52,27 @@ async def verify_broker(stopping: asyncio.Event) -> bool:
         return True
     finally:
         await admin.close()
+
+
+BROKER_EPOCH_FILE = "broker.epoch"
+
+
+def new_epoch() -> None:
+    """Note that the embedded broker starts (runbroker, before it becomes Tansu): it keeps its log
+    in memory, so every start is a new, empty log. A random id in SAGA_DATA_DIR/broker.epoch."""
+    path = settings.SAGA_DATA_DIR / BROKER_EPOCH_FILE
+    path.write_text(uuid.uuid4().hex)
+
+
+def epoch() -> str | None:
+    """The embedded broker's current start (new_epoch), or None: no embedded broker, or not
+    started yet. A change means the topic's log began again from offset 0."""
+    if not settings.SAGA_EMBEDDED_BROKER:
+        return None
+    try:
+        return (settings.SAGA_DATA_DIR / BROKER_EPOCH_FILE).read_text() or None
+    except OSError:
+        return None
 
 
 def producer() -> AIOKafkaProducer:

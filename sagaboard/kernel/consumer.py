@@ -56,6 +56,7 @@ class Runtime:
         self.relay: outbox.Relay | None = None
         self.membership: Membership | None = None
         self.handled = 0
+        self.failure: BaseException | None = None  # a part of the runtime that died (see watch)
         self.started_at = timezone.now()
         self.lanes: Lanes[Delivery] = Lanes(key=lambda d: d.key, must_wait=Delivery.must_wait)
         self.offsets = OffsetTracker()
@@ -94,20 +95,22 @@ class Runtime:
             if not await broker.start_with_retry(self.consumer, "consumer", self.stopping):
                 return
             self.membership = Membership(self, self.service.name, outbox.process_name())
-            publishing = asyncio.create_task(self.publisher.run(self.stopping), name="publisher")
+            publishing = self.watch(asyncio.create_task(self.publisher.run(self.stopping), name="publisher"))
             tasks = [
-                asyncio.create_task(self.relay.run(self.stopping), name="relay"),
-                asyncio.create_task(self.membership.run(), name="membership"),  # also claims the partitions
+                self.watch(asyncio.create_task(self.relay.run(self.stopping), name="relay")),
+                self.watch(asyncio.create_task(self.membership.run(), name="membership")),  # also claims the partitions
             ]
             try:
                 log.info("%s started: topic %s, group sagaboard.%s", self.service.name, settings.SAGA_TOPIC, self.service.name)
-                tasks += [asyncio.create_task(fn(self), name=fn.__name__) for fn in self.service.background]
-                batching = asyncio.create_task(self.batch_loop(), name="batches")
+                tasks += [self.watch(asyncio.create_task(fn(self), name=fn.__name__)) for fn in self.service.background]
+                batching = self.watch(asyncio.create_task(self.batch_loop(), name="batches"))
                 await self.fetch_loop()
                 try:  # the batch under way finishes (its records are otherwise redelivered)
                     await asyncio.wait_for(batching, 10)
                 except TimeoutError:
                     log.warning("%s: a batch was still running at stop; its records are redelivered", self.service.name)
+                except Exception:
+                    pass  # the batch loop died: watch() said so and stopped the runtime
             finally:
                 self.stopping.set()
                 for task in self.befores:
@@ -124,6 +127,22 @@ class Runtime:
             self.db_thread.shutdown(wait=False, cancel_futures=True)
             self.io_thread.shutdown(wait=True)
             log.info("%s stopped", self.service.name)
+
+    def watch(self, task: asyncio.Task) -> asyncio.Task:
+        """A part of the runtime that dies of an exception (a bug) stops the whole process, which
+        then exits non-zero (runservice: EXIT_SOFTWARE), so supervisord restarts it and the
+        service panel shows it: never a process that fetches and beats while nothing is applied."""
+
+        def done(t: asyncio.Task) -> None:
+            if t.cancelled() or t.exception() is None or self.failure is not None:
+                return
+            self.failure = t.exception()
+            log.critical("%s: its %s died (%r); stopping so that the supervisor starts it again", self.service.name,
+                         t.get_name(), self.failure, exc_info=self.failure)
+            self.stop()
+
+        task.add_done_callback(done)
+        return task
 
     def stop(self) -> None:
         log.info("%s stopping", self.service.name)

@@ -132,6 +132,8 @@ def exchanged(amount_: int, rate: Decimal) -> Decimal:
 # overrides, BOMs, tags), surrogates, private use, unassigned, and line and paragraph separators
 REASON_REFUSED_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
 ZERO_WIDTH_JOINER = "\u200d"  # a Cf that emoji sequences need
+# letters and symbols that draw nothing (Hangul fillers, the braille blank): not words
+BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def reason(value) -> str:
@@ -146,4 +148,6 @@ def reason(value) -> str:
         raise FieldInvalid(f"at most {REASON_MAX} characters")
     if any(unicodedata.category(c) in REASON_REFUSED_CATEGORIES and c != ZERO_WIDTH_JOINER for c in value):
         raise FieldInvalid("no control or invisible characters (tabs, newlines, zero-width spaces, direction overrides and the like)")
+    if not any(unicodedata.category(c)[0] in "LNPS" and c not in BLANK_LOOKING for c in value):
+        raise FieldInvalid("a reason is required: a letter, digit, punctuation mark or symbol at least")
     return value

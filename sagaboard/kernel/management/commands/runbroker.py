@@ -3,7 +3,7 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from sagaboard.kernel.broker import tansu_command
+from sagaboard.kernel.broker import new_epoch, tansu_command
 from sagaboard.supervision import port_in_use
 
 
@@ -19,4 +19,5 @@ class Command(BaseCommand):
             raise CommandError(f"port {port} on 127.0.0.1 is in use (another Sagaboard's broker?): "
                                f"choose another with SAGA_BROKER_PORT, e.g. SAGA_BROKER_PORT={port + 1}")
         command = tansu_command(port, settings.SAGA_CLUSTER_ID)
+        new_epoch()  # the dashboard's feed reads the topic from its start again (a new, empty log)
         os.execv(command[0], command)  # become the broker, so signals reach it directly

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 
 EXIT_FOREIGN_BROKER = 78  # EX_CONFIG of sysexits.h: the configuration points at another instance
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: a part of the runtime died (a bug); supervisord starts it again
 
 
 class Command(BaseCommand):
@@ -29,8 +30,9 @@ class Command(BaseCommand):
             service = importlib.import_module(f"services.{name}.saga").service
         except ImportError as exc:
             raise CommandError(f"no saga module for {name}: {exc}") from exc
+        runtime = Runtime(service)
         try:
-            asyncio.run(Runtime(service).run())
+            asyncio.run(runtime.run())
         except ForeignBroker as exc:  # a port clash: never consume or publish on another instance's broker
             logging.getLogger(__name__).critical("%s: %s", name, exc)
             logging.shutdown()
@@ -42,4 +44,4 @@ class Command(BaseCommand):
         # SIGKILLs after "stopped"), so leave now.
         logging.shutdown()
         sys.stdout.flush()
-        os._exit(0)
+        os._exit(EXIT_SOFTWARE if runtime.failure is not None else 0)
