@@ -140,3 +140,42 @@ def test_the_bells_of_two_instances_never_meet_and_a_long_data_dir_gets_a_short_
     deep = tmp_path / ("x" * 120)
     where = directory(deep)
     assert where == directory(deep) and len(str(where / f"monitor-{os.getpid()}.bell")) < 100
+
+
+def test_a_part_of_the_runtime_that_dies_stops_the_whole_runtime():
+    """Runtime.watch: a task that dies of an exception (the batch loop on a record it could not
+    dead-letter, say) stops the runtime and is kept as its failure (runservice then exits 70), so
+    supervisord starts the service again; a task that ends normally or is cancelled does not."""
+    from sagaboard.kernel.consumer import Runtime
+    from sagaboard.kernel.service import Service
+
+    async def scenario():
+        runtime = Runtime(Service("exchange"))
+
+        async def fine():
+            return None
+
+        async def forever():
+            await asyncio.sleep(3600)
+
+        async def bug():
+            raise AttributeError("'NoneType' object has no attribute 'decode'")
+
+        runtime.watch(asyncio.create_task(fine()))
+        cancelled = runtime.watch(asyncio.create_task(forever()))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0.01)
+        assert runtime.failure is None and not runtime.stopping.is_set()
+        runtime.watch(asyncio.create_task(bug(), name="batches"))
+        await asyncio.sleep(0.01)
+        assert isinstance(runtime.failure, AttributeError) and runtime.stopping.is_set()
+        runtime.db_thread.shutdown()
+        runtime.io_thread.shutdown()
+
+    from sagaboard.kernel import faults
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        faults.shutting_down.clear()  # stop() tells this process's fault points it is shutting down
