@@ -85,8 +85,12 @@ def adjust_balance(holder_id: str, point: Decimal, *, operator: str, reason: str
     if point < 0 and account.point < -point:
         raise CorrectionRefused(f"holder {holder_id!r} has {fields.format_points(account.point)} points; "
                                 f"cannot take {fields.format_points(-point)}")
-    if order_id is not None and not Order.objects.filter(pk=order_id).exists():
-        raise CorrectionRefused(f"there is no order {order_id}")
+    if order_id is not None:
+        owner = Order.objects.filter(pk=order_id).values_list("holder_id", flat=True).first()
+        if owner is None:
+            raise CorrectionRefused(f"there is no order {order_id}")
+        if owner != holder_id:  # it would show on another holder's timeline
+            raise CorrectionRefused(f"order {order_id} is holder {owner!r}'s, not {holder_id!r}'s")
     payload = {"holderId": holder_id, "point": fields.format_points(point), "operator": operator, "reason": reason}
     with transaction.atomic(using="point"):
         # the point service applies it (and re-checks the balance) when it consumes the event

@@ -143,6 +143,16 @@ def test_an_adjustment_applies_to_an_existing_holder_only(api):
     assert nothing_new()
 
 
+def test_an_adjustment_names_an_order_of_its_own_holder_only(api):
+    grant_points(holder_id="other", point=100)
+    api.post("/orders", {"holderId": "other", "currencyId": "1", "amount": 5}, format="json")
+    order_id = Order.objects.get().id
+    response = api.post("/corrections/adjust", {"holderId": "ws1", "point": 5, "reason": "qa", "orderId": order_id}, format="json")
+    assert response.status_code == 409 and "holder 'other'" in response.json()["detail"], response.content
+    assert api.post("/corrections/adjust", {"holderId": "other", "point": 5, "reason": "qa", "orderId": order_id},
+                    format="json").status_code == 202
+
+
 def test_an_adjustment_that_takes_more_than_the_balance_is_refused_up_front(api):
     response = api.post("/corrections/adjust", {"holderId": "ws1", "point": "-100.01", "reason": "qa"}, format="json")
     assert response.status_code == 409 and "has 100.00 points; cannot take 100.01" in response.json()["detail"]
