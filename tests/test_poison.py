@@ -28,18 +28,21 @@ POISON = {
 }
 
 
-async def produce(address, topic, poison):
+async def produce(address, topic, values):
+    """Publish each of `values` (bytes, or (bytes, headers)) to `topic`, in order, with one key."""
     producer = AIOKafkaProducer(bootstrap_servers=address)
     await producer.start()
     try:
-        for value, (headers, _) in poison.items():
+        for item in values:
+            value, headers = item if isinstance(item, tuple) else (item, [])
             await producer.send_and_wait(topic, value=value, key=b"poison", headers=headers)
     finally:
         await producer.stop()
 
 
 def test_poison_is_dead_lettered_and_consumption_goes_on(system):
-    asyncio.run(produce(f"127.0.0.1:{system.broker_port}", "choreography.deadline", POISON))
+    asyncio.run(produce(f"127.0.0.1:{system.broker_port}", "choreography.deadline",
+                        [(value, headers) for value, (headers, _) in POISON.items()]))
     system.grant("after-poison", 100)
     order = system.settled(system.order("after-poison", 50)["id"])
     assert order["status"] == "APPROVED"  # every consumer went on past the poison
