@@ -27,8 +27,6 @@ from services.order.models import PENDING, REJECTED_OPERATOR, Order
 from services.order.services import reject_by_operator
 from services.point.models import Account
 
-REASON_MAX = fields.REASON_MAX
-
 
 class CorrectionRefused(Exception):
     """The correction does not apply (not found, nothing to correct, bad input); says why."""
