@@ -235,7 +235,24 @@ class System:
             last_needed = "OrderPlaced" if order["status"] == "APPROVED" else "PointUseCompensated" if order["policy"] == "safe" else "ExchangeCompensated"
             return order if last_needed in types else None
 
-        return wait_until(done, timeout, 0.1, f"order {order_id} to settle")
+        try:
+            return wait_until(done, timeout, 0.1, f"order {order_id} to settle")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.diagnose(order_id)}") from None
+
+    def diagnose(self, order_id: int) -> str:
+        """What a test that waited in vain for an order prints: the order, its logged events, how
+        each service handled them, each process's lag, and the log's warnings and the lines that
+        name the order (a CI failure leaves nothing else to read)."""
+        order = self.get(f"/orders/{order_id}")
+        outcomes = [(o["service"], o["eventType"], o["outcome"]) for o in self.get("/outcomes", orderId=order_id)]
+        services = [{k: s.get(k) for k in ("name", "state", "lag", "handled", "lastEvent")}
+                    for s in self.get("/dashboard/services.json")["services"]]
+        letters = len(self.get("/dead-letters"))
+        lines = [line for line in self.log_path.read_text(errors="replace").splitlines()
+                 if f"order {order_id}" in line or " WARNING " in line or " ERROR " in line or " CRITICAL " in line]
+        return (f"order: {order}\nevents: {self.event_types(order_id)}\noutcomes: {outcomes}\nservices: {services}\n"
+                f"dead letters: {letters}\nlog (warnings, and lines naming the order; last 60):\n" + "\n".join(lines[-60:]))
 
 
 def _alive(pid: int) -> bool:

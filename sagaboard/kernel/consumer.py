@@ -68,6 +68,7 @@ class Runtime:
         self.topic_checked_at = 0.0
         self.parking = doorbell.parking(service.name)
         self.ringer = doorbell.ringer()
+        self.broker_epoch: str | None = None  # the embedded broker's start this consumer reads (broker.epoch)
 
     async def in_io_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.io_thread, fn, *args)
@@ -94,6 +95,7 @@ class Runtime:
             self.consumer = broker.consumer(f"sagaboard.{self.service.name}", subscribe=False)
             if not await broker.start_with_retry(self.consumer, "consumer", self.stopping):
                 return
+            self.broker_epoch = broker.epoch()
             self.membership = Membership(self, self.service.name, outbox.process_name())
             publishing = self.watch(asyncio.create_task(self.publisher.run(self.stopping), name="publisher"))
             tasks = [
@@ -159,6 +161,8 @@ class Runtime:
                 await self.room.wait()
                 continue
             batches = await self.parking.fetch(self.consumer, self.stopping)
+            if self.broker_restarted():
+                continue  # what it fetched came from the old positions: read again from offset 0
             if batches:
                 self.ingest(batches)
 
@@ -182,6 +186,31 @@ class Runtime:
                 added = True
         if added or finished:  # records finished here are committed by the batch loop too
             self.work.set()
+
+    def broker_restarted(self) -> bool:
+        """True when the embedded broker started again since the last look (broker.epoch): its
+        log began anew at offset 0 and the group's committed offsets are gone, while this consumer
+        still fetches from where it got to in the old log. Tansu 0.6.0 answers a fetch beyond a
+        partition's end with nothing (no OFFSET_OUT_OF_RANGE), then, once the new log grows past
+        that position, with the records from there: the first ones would be skipped, and read
+        later, out of order, when the committed offsets were found gone. So every assigned
+        partition is read again from offset 0, and the records in hand (fetched at the old
+        positions) are dropped: the new log has them at offset 0 onwards. A record of the new log
+        exists only after runbroker wrote the new epoch, so none is taken before this look (the
+        fetch loop looks after every fetch, also an empty one: a position beyond the new log's
+        end gets nothing at all)."""
+        epoch = broker.epoch()
+        if epoch == self.broker_epoch:
+            return False
+        self.broker_epoch = epoch
+        for tp in self.consumer.assignment():
+            log.warning("%s: the broker started again; reading %s from offset 0", self.service.name, tp)
+            offsets = self.offsets.of(tp)
+            offsets.committed = -1
+            offsets.restart(0)
+            self.consumer.seek(tp, 0)
+        self.partitions_changed()  # fetch at once
+        return True
 
     def deliver(self, tp, record) -> Delivery | None:
         """The delivery of a record, or None when it is none of this service's business."""

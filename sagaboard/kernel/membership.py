@@ -112,13 +112,12 @@ class Membership:
         r.partitions_changed()
 
     async def notice_a_lost_log(self) -> None:
-        """The embedded broker keeps nothing across a restart: the topic comes back empty, its
-        offsets start again from 0, and the group's committed offsets are gone. A partition this
-        process has committed on whose committed offset is gone is read again from its (new)
-        beginning, so nothing published since the restart is missed (only the broker can lose it:
-        this process holds the partition's lease). A real Kafka could also drop the offset of a
-        partition idle for longer than its offsets.retention.minutes (7 days by default); the
-        partition is then read again and every event ignored by the inbox."""
+        """A partition this process has committed on whose committed offset is gone is read again
+        from its beginning. A real Kafka drops the offsets of a group idle for longer than its
+        offsets.retention.minutes (7 days by default); the partition is then read again and every
+        event ignored by the inbox. (The embedded broker, which keeps nothing across a restart,
+        is caught sooner, before any fetch at an old position: Runtime.broker_restarted; this is
+        the fallback when the epoch file cannot tell, e.g. a broker restarted by hand.)"""
         r = self.runtime
         for tp in r.consumer.assignment():
             offsets = r.offsets.partitions.get(tp)
