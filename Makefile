@@ -24,7 +24,7 @@ SOAK_TIME_LIMIT ?= 1200
 SOAK_SETTLE_LIMIT ?= 300
 SOAK_ARGS ?=
 
-.PHONY: setup run test test-sqlite test-postgres test-walkthrough soak bench profile bench-deadlines bench-ws clean
+.PHONY: setup run test test-sqlite test-postgres test-walkthrough soak bench profile bench-deadlines bench-ws vendor clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) sagaboard/python_version.py
@@ -73,6 +73,17 @@ soak: setup
 	SAGA_DATA_DIR=var/soak $(PY) manage.py soak --orders $(SOAK_ORDERS) --rate $(SOAK_RATE) \
 		--duplicate-rate $(SOAK_DUPLICATES) --crash '$(SOAK_CRASH)' --kill-every $(SOAK_KILL_EVERY) \
 		--time-limit $(SOAK_TIME_LIMIT) --settle-limit $(SOAK_SETTLE_LIMIT) $(SOAK_ARGS)
+
+# make vendor: fetch the vendored front-end library again from npm (the pages serve no CDN) and
+# check it is the file the dashboard was built and tested with
+D3_VERSION := 7.9.2
+D3_SHA256 := 912111098ea99503a6f4967361d2bbdc9dbf58cf9c678c8e27e5b02d1a07f0c1
+
+vendor:
+	rm -rf var/vendor && mkdir -p var/vendor
+	cd var/vendor && npm pack --silent d3@$(D3_VERSION) >/dev/null && tar xzf d3-$(D3_VERSION).tgz
+	echo "$(D3_SHA256)  var/vendor/package/dist/d3.min.js" | sha256sum -c -
+	cp var/vendor/package/dist/d3.min.js var/vendor/package/LICENSE static/vendor/d3/
 
 # make bench: throughput, latency and CPU next to the raw Kafka limit (bench/throughput.py --help)
 BENCH_ARGS ?=

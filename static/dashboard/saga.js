@@ -1,9 +1,11 @@
-// One order's saga, drawn as swimlanes in plain SVG: one lane per service (order, exchange,
-// point, deadline, then any other source such as an operator's), time in ms from the order's
-// creation, the deadline as a vertical line, each event a mark with an arrow from its cause,
-// transitions and compensations highlighted, dropped and ignored deliveries marked in the lane of
-// the service that refused them. History comes from the monitor's log; live events from
-// /ws/sagas/<id>/; both merge by eventId.
+// One order's saga, drawn as swimlanes in SVG: one lane per service (order, exchange, point,
+// deadline, then any other source such as an operator's), time from the order's creation on an
+// axis that fits the saga (timeline.js: bursts of events, quiet stretches compressed), zoomed and
+// panned with the mouse, touch, keys or buttons (d3-zoom). The deadline is a vertical line where
+// it falls, or an edge marker when it is out of view; each event a mark with an arrow from its
+// cause, transitions and compensations highlighted, dropped and ignored deliveries marked in the
+// lane of the service that refused them, the deadline's arming and disarming in its lane. History
+// comes from the monitor's log; live events from /ws/sagas/<id>/; both merge by eventId.
 "use strict";
 (() => {
   const { esc, statusClass } = Saga;
@@ -35,79 +37,188 @@
     return node;
   }
 
+  // What the lanes hold: each logged event in its source's lane; each delivery a service refused
+  // (dropped, ignored) in that service's lane; the deadline armed and disarmed, from the deadline
+  // service's own inbox records, in its lane even when it emitted nothing. Times in ms from the
+  // order's creation.
+  function marksOf(list, t0, transitions) {
+    const marks = list.map((e) => ({
+      id: e.eventId, lane: e.source, t: e.timestamp - t0, cause: e.causationId, shape: "event", cls: `mark ${kind(e, transitions)}`,
+      data: { "data-event-type": e.eventType, "data-event-id": e.eventId }, label: e.eventType,
+      title: `${e.eventType} from ${e.source} at ${Timeline.duration(e.timestamp - t0)}` +
+        (e.partition !== undefined ? ` (partition ${e.partition}, offset ${e.offset})` : "") + `\n${JSON.stringify(e.payload)}`,
+    }));
+    for (const o of detail.outcomes) {
+      const t = o.handledAtMs - t0;
+      if (o.outcome !== "applied") {
+        marks.push({ lane: o.service, t, cause: o.eventId, shape: "cross", cls: `mark outcome ${o.outcome}`,
+          data: { "data-outcome": o.outcome, "data-event-type": o.eventType }, label: `${o.outcome} ${o.eventType}`,
+          title: `${o.service} ${o.outcome} ${o.eventType} at ${Timeline.duration(t)}: ${o.reason}` });
+      } else if (o.service === "deadline" && o.eventType !== "DeadlineReached") {
+        const what = o.eventType === "OrderCreated" ? "armed" : "disarmed";
+        marks.push({ lane: "deadline", t, cause: o.eventId, shape: "diamond", cls: `mark deadline-state ${what}`,
+          data: { "data-deadline": what }, label: what,
+          title: `deadline ${what} at ${Timeline.duration(t)} (the deadline service handled ${o.eventType})` });
+      }
+    }
+    return marks;
+  }
+
+  const view = { transform: d3.zoomIdentity };  // the zoom kept across redraws (live events)
+
   function draw() {
     const list = events();
     const order = detail.order;
     const t0 = order.createdAtMs;
     const deadlineAt = order.deadline - t0;
     const transitions = new Set(order.history.map((h) => h.eventId).filter(Boolean));
-    const refused = detail.outcomes.filter((o) => o.outcome !== "applied");
+    const marks = marksOf(list, t0, transitions);
     const lanes = [...LANES];
-    for (const e of list) if (!lanes.includes(e.source)) lanes.push(e.source);
-    const last = Math.max(deadlineAt, ...list.map((e) => e.timestamp - t0), ...refused.map((o) => o.handledAtMs - t0), 1);
-    const width = 1100, left = 90, right = 170, laneH = 80, top = 30;
-    const height = top + lanes.length * laneH + 30;
-    const x = (t) => left + (Math.max(0, t) / (last * 1.08)) * (width - left - right);
-    const y = (lane) => top + lanes.indexOf(lane) * laneH + laneH / 2;
-
-    const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img", "aria-label": `saga of order ${orderId}` });
+    for (const m of marks) if (!lanes.includes(m.lane)) lanes.push(m.lane);
+    const chart = document.getElementById("chart");
+    const width = Math.max(900, chart.clientWidth || 1100), left = 90, right = width - 24;
+    const { scale, bursts, breaks } = Timeline.axis(marks.map((m) => m.t), left + 10, right - 10);
+    const svg = el("svg", { width, viewBox: `0 0 ${width} 100`, role: "group", tabindex: 0, "data-testid": "timeline",
+      "data-plot-left": left, "data-plot-right": right, "data-zoom": view.transform.k.toFixed(3),
+      "aria-label": `saga of order ${orderId}: ${marks.length} marks; keys + and − zoom, arrows pan, 0 resets` });
+    el("title", {}, svg).textContent = `saga of order ${orderId}`;
     const defs = el("defs", {}, svg);
     const marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" }, defs);
     el("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrowhead" }, marker);
-
-    lanes.forEach((lane, i) => {
-      el("rect", { x: 0, y: top + i * laneH, width, height: laneH, class: i % 2 ? "lane odd" : "lane" }, svg);
-      el("text", { x: 8, y: y(lane) + 4, class: "lane-name" }, svg).textContent = lane;
-    });
-    const ticks = 8;
-    for (let i = 0; i <= ticks; i++) {
-      const t = Math.round((last * 1.08 * i) / ticks);
-      el("line", { x1: x(t), x2: x(t), y1: top, y2: height - 24, class: "tick" }, svg);
-      el("text", { x: x(t), y: height - 8, class: "tick-label", "text-anchor": "middle" }, svg).textContent = `${t} ms`;
-    }
-    const line = el("line", { x1: x(deadlineAt), x2: x(deadlineAt), y1: 8, y2: height - 24, class: "deadline-line", "data-testid": "deadline-line" }, svg);
-    el("title", {}, line).textContent = `deadline at ${deadlineAt} ms`;
-    el("text", { x: x(deadlineAt) + 4, y: 20, class: "deadline-label" }, svg).textContent = `deadline ${deadlineAt} ms`;
-
-    // marks close in time on one lane take turns on three rows, so their labels stay readable
-    const rows = new Map();
-    function place(lane, px) {
-      const last = rows.get(lane) || [-Infinity, -Infinity, -Infinity];
-      rows.set(lane, last);
-      let slot = [1, 0, 2].find((i) => px - last[i] > 150);
-      if (slot === undefined) slot = last.indexOf(Math.min(...last));
-      last[slot] = px;
-      return y(lane) + (slot - 1) * 20;
-    }
-    const where = new Map();
-    for (const e of list) {
-      const px = x(e.timestamp - t0);
-      where.set(e.eventId, { x: px, y: place(e.source, px) });
-    }
-    for (const e of list) {
-      const cause = where.get(e.causationId), me = where.get(e.eventId);
-      if (cause) el("path", { d: `M ${cause.x} ${cause.y} L ${me.x} ${me.y}`, class: "cause", "marker-end": "url(#arrow)" }, svg);
-    }
-    for (const e of list) {
-      const p = where.get(e.eventId);
-      const g = el("g", { class: `mark ${kind(e, transitions)}`, "data-event-type": e.eventType, "data-event-id": e.eventId }, svg);
-      el("circle", { cx: p.x, cy: p.y, r: 7 }, g);
-      el("text", { x: p.x + 9, y: p.y - 9, class: "mark-label" }, g).textContent = e.eventType;
-      el("title", {}, g).textContent = `${e.eventType} from ${e.source} at ${e.timestamp - t0} ms` +
-        (e.partition !== undefined ? ` (partition ${e.partition}, offset ${e.offset})` : "") + `\n${JSON.stringify(e.payload)}`;
-    }
-    for (const o of refused) {
-      if (!lanes.includes(o.service)) continue;
-      const px = x(o.handledAtMs - t0), py = place(o.service, px);
-      const cause = where.get(o.eventId);
-      if (cause) el("path", { d: `M ${cause.x} ${cause.y} L ${px} ${py}`, class: `cause refused ${o.outcome}`, "marker-end": "url(#arrow)" }, svg);
-      const g = el("g", { class: `mark outcome ${o.outcome}`, "data-outcome": o.outcome, "data-event-type": o.eventType }, svg);
-      el("path", { d: `M ${px - 6} ${py - 6} L ${px + 6} ${py + 6} M ${px - 6} ${py + 6} L ${px + 6} ${py - 6}`, class: "cross" }, g);
-      el("text", { x: px + 9, y: py - 8, class: "mark-label" }, g).textContent = `${o.outcome} ${o.eventType}`;
-      el("title", {}, g).textContent = `${o.service} ${o.outcome} ${o.eventType} at ${o.handledAtMs - t0} ms: ${o.reason}`;
-    }
-    const chart = document.getElementById("chart");
+    const clip = el("clipPath", { id: "plot-clip" }, defs);
+    const clipRect = el("rect", { x: left, y: 0, width: right - left, height: 100 }, clip);
     chart.replaceChildren(svg);
+
+    // labels are measured once; their placement is redone at every zoom
+    const measure = el("text", { class: "mark-label" }, svg);
+    for (const m of marks) { measure.textContent = m.label; m.width = measure.getComputedTextLength(); }
+    measure.remove();
+
+    const bg = el("g", {}, svg), grid = el("g", { "clip-path": "url(#plot-clip)" }, svg);
+    const arrows = el("g", { "clip-path": "url(#plot-clip)" }, svg), front = el("g", {}, svg);
+    const axisG = el("g", { class: "axis" }, svg), top = el("g", {}, svg);
+    const byId = new Map(marks.filter((m) => m.id).map((m) => [m.id, m]));
+    for (const m of marks) {
+      m.g = el("g", { class: m.cls, role: "img", "aria-label": m.title.split("\n")[0], ...m.data }, front);
+      el("title", {}, m.g).textContent = m.title;
+      if (m.shape === "cross") m.glyph = el("path", { class: "cross" }, m.g);
+      else if (m.shape === "diamond") m.glyph = el("path", { class: "diamond" }, m.g);
+      else m.glyph = el("circle", { r: Timeline.MARK_R - 1 }, m.g);
+      m.text = el("text", { class: "mark-label" }, m.g);
+      m.text.textContent = m.label;
+      const c = byId.get(m.cause);
+      if (c) m.arrow = el("path", { class: m.shape === "cross" ? `cause refused ${m.data["data-outcome"]}` : "cause", "marker-end": "url(#arrow)" }, arrows);
+      m.causeMark = c;
+    }
+
+    function layout() {
+      const k = view.transform;
+      const x = (t) => k.applyX(scale(t));
+      for (const m of marks) { m.x = x(m.t); m.inView = m.x >= left - 0.5 && m.x <= right + 0.5; }
+      const shown = marks.filter((m) => m.inView);
+      const rowsUsed = Timeline.place(shown, left, width - 4, 6);
+      const laneRows = lanes.map((lane) => Math.max(2, rowsUsed.get(lane) || 0));
+      const laneTop = [];
+      let y = 34;
+      for (const rows of laneRows) { laneTop.push(y); y += rows * Timeline.ROW_PX + 14; }
+      const plotBottom = y, height = y + 34;
+      svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+      svg.setAttribute("height", height);
+      clipRect.setAttribute("height", height);
+      const laneOf = (m) => lanes.indexOf(m.lane);
+      const yOf = (m) => laneTop[laneOf(m)] + 7 + Timeline.ROW_PX / 2 + m.row * Timeline.ROW_PX;
+
+      bg.replaceChildren();
+      lanes.forEach((lane, i) => {
+        el("rect", { x: 0, y: laneTop[i], width, height: laneRows[i] * Timeline.ROW_PX + 14, class: i % 2 ? "lane odd" : "lane" }, bg);
+        el("text", { x: 8, y: laneTop[i] + 7 + Timeline.ROW_PX / 2 + 4, class: "lane-name label" }, bg).textContent = lane;
+      });
+      grid.replaceChildren();
+      axisG.replaceChildren();
+      top.replaceChildren();
+      // the quiet stretches, squeezed: a band across the lanes and its length on the axis
+      const taken = [];  // the axis row's labels, [x0, x1]: nothing overlaps
+      for (const b of breaks) {
+        const a = x(b.lo), z = x(b.hi);
+        if (z < left || a > right) continue;
+        const band = el("g", { class: "axis-break", "data-testid": "axis-break", role: "img",
+          "aria-label": `a quiet stretch of ${Timeline.duration(b.to - b.from)}, compressed` }, grid);
+        el("title", {}, band).textContent = `nothing happened for ${Timeline.duration(b.to - b.from)}: this stretch is compressed`;
+        el("rect", { x: a, y: 28, width: z - a, height: plotBottom - 28, class: "break-band" }, band);
+        const mid = (a + z) / 2;
+        el("path", { d: `M ${mid - 5} ${plotBottom + 2} l 4 -8 l 2 16 l 4 -8`, class: "break-zigzag" }, axisG);
+        const text = el("text", { x: mid, y: plotBottom + 24, class: "break-label label", "text-anchor": "middle" }, axisG);
+        text.textContent = `⋯ ${Timeline.duration(b.to - b.from)} ⋯`;
+        const w = text.getComputedTextLength();
+        taken.push([mid - w / 2 - 3, mid + w / 2 + 3]);
+      }
+      for (const tick of Timeline.ticks(bursts, x, left, right)) {
+        el("line", { x1: tick.x, x2: tick.x, y1: 28, y2: plotBottom, class: "tick" }, grid);
+        const text = el("text", { x: tick.x, y: plotBottom + 14, class: "tick-label label", "text-anchor": "middle" }, axisG);
+        text.textContent = tick.label;
+        const w = text.getComputedTextLength(), span = [tick.x - w / 2 - 3, tick.x + w / 2 + 3];
+        if (span[0] < left - 40 || taken.some(([a, z]) => span[0] < z && a < span[1])) text.remove(); else taken.push(span);
+      }
+      // the deadline where it falls, or an edge marker saying how far away it is
+      const dx = x(deadlineAt);
+      const deadlineText = `deadline ${deadlineAt >= 0 ? "+" : ""}${Timeline.duration(deadlineAt)}`;
+      if (dx >= left && dx <= right) {
+        const line = el("line", { x1: dx, x2: dx, y1: 24, y2: plotBottom, class: "deadline-line", "data-testid": "deadline-line" }, top);
+        el("title", {}, line).textContent = `the deadline: ${Timeline.duration(deadlineAt)} after the order was created`;
+        const label = el("text", { x: dx + 4, y: 18, class: "deadline-label label" }, top);
+        label.textContent = deadlineText;
+        if (dx + 4 + label.getComputedTextLength() > width - 4) { label.setAttribute("x", dx - 4); label.setAttribute("text-anchor", "end"); }
+      } else {
+        const after = dx > right;
+        const edge = el("g", { class: "deadline-edge", "data-testid": "deadline-edge", role: "img" }, top);
+        const text = el("text", { x: after ? right : left, y: 18, class: "deadline-label label", "text-anchor": after ? "end" : "start" }, edge);
+        text.textContent = after ? `${deadlineText} →` : `← ${deadlineText}`;
+        edge.setAttribute("aria-label", `${deadlineText}, out of view`);
+      }
+      for (const m of marks) {
+        m.g.style.display = m.inView ? "" : "none";
+        if (!m.inView) continue;
+        const cx = m.x, cy = yOf(m), r = Timeline.MARK_R;
+        m.y = cy;
+        if (m.shape === "cross") m.glyph.setAttribute("d", `M ${cx - 6} ${cy - 6} L ${cx + 6} ${cy + 6} M ${cx - 6} ${cy + 6} L ${cx + 6} ${cy - 6}`);
+        else if (m.shape === "diamond") m.glyph.setAttribute("d", `M ${cx} ${cy - r} L ${cx + r} ${cy} L ${cx} ${cy + r} L ${cx - r} ${cy} z`);
+        else { m.glyph.setAttribute("cx", cx); m.glyph.setAttribute("cy", cy); }
+        m.text.style.display = m.labelSide ? "" : "none";
+        m.text.setAttribute("class", m.labelSide ? "mark-label label" : "mark-label");
+        m.text.setAttribute("x", m.labelSide === "left" ? cx - r - Timeline.LABEL_GAP : cx + r + Timeline.LABEL_GAP);
+        m.text.setAttribute("y", cy + 4);
+        m.text.setAttribute("text-anchor", m.labelSide === "left" ? "end" : "start");
+      }
+      for (const m of marks) {
+        if (!m.arrow) continue;
+        const c = m.causeMark;
+        m.arrow.style.display = m.inView || c.inView ? "" : "none";
+        if (m.inView || c.inView) m.arrow.setAttribute("d", `M ${c.x} ${c.y ?? yOf(c)} L ${m.x} ${m.y ?? yOf(m)}`);
+      }
+    }
+
+    // zoom and pan: the mouse wheel, a drag, a pinch (d3-zoom), the keys and the buttons
+    const plot = d3.select(svg);
+    let frame = 0;
+    const zoom = d3.zoom().scaleExtent([1, 500]).extent([[left, 0], [right, 100]]).translateExtent([[left, 0], [right, 100]])
+      .on("zoom", (e) => {
+        view.transform = e.transform;
+        svg.dataset.zoom = e.transform.k.toFixed(3);
+        if (!frame) frame = requestAnimationFrame(() => { frame = 0; layout(); });
+      });
+    plot.call(zoom).on("dblclick.zoom", null);
+    plot.call(zoom.transform, view.transform);
+    svg.addEventListener("keydown", (e) => {
+      const step = (right - left) / 8;
+      const actions = { "+": () => zoom.scaleBy(plot, 1.5), "=": () => zoom.scaleBy(plot, 1.5), "-": () => zoom.scaleBy(plot, 1 / 1.5),
+        ArrowLeft: () => zoom.translateBy(plot, step / view.transform.k, 0), ArrowRight: () => zoom.translateBy(plot, -step / view.transform.k, 0),
+        "0": () => zoom.transform(plot, d3.zoomIdentity), Home: () => zoom.transform(plot, d3.zoomIdentity) };
+      if (actions[e.key]) { actions[e.key](); e.preventDefault(); }
+    });
+    document.getElementById("zoom-in").onclick = () => zoom.scaleBy(plot.transition().duration(150), 1.5);
+    document.getElementById("zoom-out").onclick = () => zoom.scaleBy(plot.transition().duration(150), 1 / 1.5);
+    document.getElementById("zoom-reset").onclick = () => zoom.transform(plot.transition().duration(150), d3.zoomIdentity);
+    layout();
     return list;
   }
 
@@ -145,6 +256,7 @@
   const reloadSoon = Saga.debounce(() => reload().catch(console.error), 150);
 
   render();
+  window.addEventListener("resize", Saga.debounce(render, 200));
   let verdictTimer = null;
   Saga.live(`/ws/sagas/${orderId}/`, (m) => {
     if (m.kind === "hello") reloadSoon();

@@ -1,0 +1,149 @@
+"""The order page's timeline in a real browser (Playwright driving Debian's Chromium) at the three
+scales of issue 12: a happy path of tens of milliseconds, a currencyId 100 order with the seed's
+15 s delay, and an order placed while the exchange service is down for a minute. At each scale:
+every event mark is inside the plot and a few pixels from every other mark, no two labels' boxes
+intersect, the deadline is shown (in place, or as an edge marker), and zooming in (keys, wheel)
+and resetting work. Screenshots are saved as artifacts (paths printed)."""
+import math
+import time
+
+import pytest
+
+from tests.browser import ARTIFACTS, browser, page_of
+
+pytestmark = pytest.mark.system
+# the seed's figures: a 10 s deadline, the exchange's injected delay of 15 s
+SYSTEM_ENV = {"SAGA_DEADLINE_SECONDS": "10", "SAGA_FAULT_DELAY_SECONDS": "15"}
+EXCHANGE_DOWN_SECONDS = 60
+MIN_MARK_DISTANCE_PX = 6
+
+# Everything the checks read, in the page's CSS pixels: the plot's edges, each visible mark's
+# centre (its glyph's box), each visible label's box.
+GEOMETRY = """() => {
+  const svg = document.querySelector('#chart svg');
+  const origin = svg.getBoundingClientRect();
+  const box = (n) => { const r = n.getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height, text: n.textContent}; };
+  const shown = (n) => n.getClientRects().length > 0 && getComputedStyle(n).display !== 'none';
+  const marks = [...svg.querySelectorAll('.mark')].filter(shown).map((g) => {
+    const b = box(g.querySelector('circle, path'));
+    return {id: g.dataset.eventId || null, type: g.dataset.eventType || g.dataset.deadline, x: b.x + b.w / 2, y: b.y + b.h / 2};
+  });
+  const labels = [...svg.querySelectorAll('text.label')].filter(shown).map(box);
+  return {left: origin.x + Number(svg.dataset.plotLeft), right: origin.x + Number(svg.dataset.plotRight),
+          zoom: Number(svg.dataset.zoom), marks, labels,
+          deadline: svg.querySelectorAll('[data-testid=deadline-line], [data-testid=deadline-edge]').length,
+          breaks: svg.querySelectorAll('[data-testid=axis-break]').length};
+}"""
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with browser() as chromium:
+        yield chromium
+
+
+def geometry(page) -> dict:
+    page.wait_for_timeout(100)  # a zoom lays out on the next animation frame
+    return page.evaluate(GEOMETRY)
+
+
+def check_readable(g: dict, events: list[dict], what: str) -> None:
+    """The checks of issue 12 at one zoom: marks inside the plot and apart, labels apart."""
+    ids = {e["eventId"] for e in events}
+    drawn = [m for m in g["marks"] if m["id"] in ids]
+    if g["zoom"] == 1:
+        assert {m["id"] for m in drawn} == ids, f"{what}: every event has a mark"
+    for m in drawn:
+        assert g["left"] - 1 <= m["x"] <= g["right"] + 1, f"{what}: {m['type']} at {m['x']:.0f} px outside the plot"
+    marks = g["marks"]
+    for i, a in enumerate(marks):
+        for b in marks[i + 1:]:
+            d = math.dist((a["x"], a["y"]), (b["x"], b["y"]))
+            assert d >= MIN_MARK_DISTANCE_PX, f"{what}: {a['type']} and {b['type']} {d:.1f} px apart"
+    labels = g["labels"]
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            overlap_x = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
+            overlap_y = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
+            assert overlap_x <= 0.5 or overlap_y <= 0.5, f"{what}: labels {a['text']!r} and {b['text']!r} overlap"
+    assert g["deadline"] == 1, f"{what}: the deadline is shown, in place or at an edge"
+
+
+def check_zoom(page, events: list[dict], what: str) -> None:
+    """Zoom in with the keys (the marks in view spread by the zoom's factor), with the wheel, and
+    reset (everything back where it was)."""
+    before = geometry(page)
+    assert before["zoom"] == 1
+    at = {m["id"]: m["x"] for m in before["marks"] if m["id"]}
+    page.focus("#chart svg")
+    page.keyboard.press("+")
+    zoomed = geometry(page)
+    assert zoomed["zoom"] == pytest.approx(1.5, abs=0.01)
+    check_readable(zoomed, events, f"{what}, zoomed in")
+    seen = [m for m in zoomed["marks"] if m["id"] in at]
+    assert len(seen) >= 2, f"{what}: marks stay in view after zooming in"
+    for a, b in zip(seen, seen[1:]):
+        if abs(at[b["id"]] - at[a["id"]]) > 2:
+            assert abs(b["x"] - a["x"]) / abs(at[b["id"]] - at[a["id"]]) == pytest.approx(1.5, rel=0.03)
+    page.click("#zoom-reset")
+    page.wait_for_function("() => document.querySelector('#chart svg').dataset.zoom === '1.000'")
+    reset = geometry(page)
+    assert {m["id"]: round(m["x"], 1) for m in reset["marks"] if m["id"]} == {k: round(v, 1) for k, v in at.items()}
+    svg = page.locator("#chart svg").bounding_box()
+    page.mouse.move(svg["x"] + svg["width"] / 2, svg["y"] + svg["height"] / 2)
+    page.mouse.wheel(0, -300)
+    page.wait_for_function("() => Number(document.querySelector('#chart svg').dataset.zoom) > 1")
+    page.focus("#chart svg")
+    page.keyboard.press("0")
+    page.wait_for_function("() => document.querySelector('#chart svg').dataset.zoom === '1.000'")
+
+
+def check_scale(chromium, system, order_id: int, name: str, breaks: int) -> dict:
+    events = system.get("/events", orderId=order_id)
+    with page_of(chromium, f"http://127.0.0.1:{system.port}", f"/sagas/{order_id}/") as page:
+        page.locator(f".mark[data-event-id='{events[-1]['eventId']}']").wait_for()
+        g = geometry(page)
+        check_readable(g, events, name)
+        assert g["breaks"] == breaks, f"{name}: {g['breaks']} compressed stretches"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)  # the README's pictures: the order's panel
+        page.locator("section.panel").first.screenshot(path=str(ARTIFACTS / f"timeline-{name}.png"))
+        print(f"screenshot: {ARTIFACTS / f'timeline-{name}.png'}")
+        check_zoom(page, events, name)
+        return g
+
+
+def test_happy_path_spans_its_events_with_the_deadline_at_the_edge(chromium, system):
+    system.grant("tl", 10_000)
+    order_id = system.settled(system.order("tl", 100)["id"])["id"]
+    events = system.get("/events", orderId=order_id)
+    assert events[-1]["timestamp"] - events[0]["timestamp"] < 2000  # tens of ms, on a quiet machine
+    g = check_scale(chromium, system, order_id, "happy", breaks=0)
+    xs = sorted(m["x"] for m in g["marks"] if m["id"])
+    assert xs[-1] - xs[0] > 0.6 * (g["right"] - g["left"]), "the saga spans the plot, not its first pixels"
+    with page_of(chromium, f"http://127.0.0.1:{system.port}", f"/sagas/{order_id}/") as page:
+        edge = page.locator("[data-testid=deadline-edge]")
+        assert edge.text_content() == "deadline +10.0 s →"
+        assert edge.get_attribute("aria-label") == "deadline +10.0 s, out of view"
+        # the deadline service's own records: armed, then disarmed, in its lane
+        assert page.locator(".mark[data-deadline=armed]").count() == 1
+        assert page.locator(".mark[data-deadline=disarmed]").count() == 1
+
+
+def test_currency_100_order_compresses_the_seed_delay(chromium, system):
+    order_id = system.order("tl", 100, currency="100")["id"]
+    system.wait_outcome(order_id, "exchange", "OrderCreated", "dropped", timeout=40)
+    system.settled(order_id)
+    check_scale(chromium, system, order_id, "currency-100", breaks=2)  # to the deadline, to the delay's end
+
+
+def test_exchange_down_for_a_minute(chromium, system):
+    system.stop_service("exchange")
+    order_id = system.order("tl", 100)["id"]
+    system.wait_status(order_id, "REJECTED DUE TO DEADLINE", timeout=30)
+    time.sleep(max(0, EXCHANGE_DOWN_SECONDS - 12))  # a minute from the order's creation, give or take
+    system.start_service("exchange")
+    system.wait_outcome(order_id, "exchange", "OrderCreated", "dropped", timeout=60)
+    system.settled(order_id)
+    events = system.get("/events", orderId=order_id)
+    assert events[-1]["timestamp"] - events[0]["timestamp"] > 50_000
+    check_scale(chromium, system, order_id, "exchange-down", breaks=2)
