@@ -207,6 +207,15 @@ class OutcomeSerializer(serializers.Serializer):
     outcome = serializers.ChoiceField([InboxRecord.APPLIED, InboxRecord.IGNORED, InboxRecord.DROPPED])
     reason = serializers.CharField()
     handledAt = serializers.DateTimeField(source="handled_at")
+    effect = serializers.JSONField(allow_null=True, help_text=(
+        "what the handler changed, recorded by the service in the transaction of the change: "
+        '{"status": [from, to]}, {"points": "-100.00", "balance": "9900.00"} (points as decimal strings), '
+        '{"exchange": "created", "point": "100.00"} or {"exchange": "removed"}, '
+        '{"deadline": "armed", "dueAt": ms} or {"deadline": "disarmed"}; null: nothing changed'))
+    publishedAtMs = serializers.IntegerField(source="published_at_ms", allow_null=True,
+                                             help_text="the Kafka record's timestamp, ms since the epoch")
+    receivedAtMs = serializers.IntegerField(source="received_at_ms", allow_null=True,
+                                            help_text="when the service's consumer took the record, ms since the epoch")
 
 
 class OutcomesView(APIView):

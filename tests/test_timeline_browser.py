@@ -127,6 +127,42 @@ def test_happy_path_spans_its_events_with_the_deadline_at_the_edge(chromium, sys
         # the deadline service's own records: armed, then disarmed, in its lane
         assert page.locator(".mark[data-deadline=armed]").count() == 1
         assert page.locator(".mark[data-deadline=disarmed]").count() == 1
+        check_effect_panel(page, system, order_id)
+
+
+def check_effect_panel(page, system, order_id: int) -> None:
+    """The panel of a mark shows what each service recorded when it handled the event, in the
+    transaction of the change: the figures against the services' databases (the balance, the
+    order's status history) and the inbox records' timing."""
+    events = {e["eventType"]: e for e in system.get("/events", orderId=order_id)}
+    outcomes = {(o["service"], o["eventType"]): o for o in system.get("/outcomes", orderId=order_id)}
+    balance = system.balance("tl")  # nothing else touched the holder since this order
+    order = system.get(f"/orders/{order_id}")
+
+    page.click(".mark[data-event-type=ExchangeSucceeded]")
+    panel = page.locator("#effect-panel")
+    assert panel.get_attribute("data-event-id") == events["ExchangeSucceeded"]["eventId"]
+    assert panel.locator("[data-part=outcome] li[data-service=point]").inner_text() == "point: applied"
+    assert outcomes[("point", "ExchangeSucceeded")]["effect"] == {"points": "-100.00", "balance": f"{balance:.2f}"}
+    assert panel.locator("[data-part=effect] li[data-service=point]").inner_text() == \
+        f"point: −100.00 points; the balance after: {balance:.2f}"
+    assert '"eventType": "ExchangeSucceeded"' in panel.locator("[data-part=envelope] pre").inner_text()
+    timing = panel.locator("[data-part=timing] tr[data-service=point] td").all_inner_texts()
+    assert len(timing) == 3 and all(t.startswith("+") for t in timing), timing  # published, received, committed
+    received = outcomes[("point", "ExchangeSucceeded")]
+    assert received["publishedAtMs"] <= received["receivedAtMs"]
+
+    page.click(".mark[data-effect-of='%s'][data-service=order]" % events["PointUsed"]["eventId"])  # the lane's effect mark
+    assert panel.get_attribute("data-event-id") == events["PointUsed"]["eventId"]
+    history = [(h["fromStatus"], h["toStatus"]) for h in order["history"] if h["eventId"] == events["PointUsed"]["eventId"]]
+    assert history == [("PENDING", "APPROVED")]
+    assert panel.locator("[data-part=effect] li[data-service=order]").inner_text() == "order: PENDING → APPROVED"
+    page.click("#effect-panel-close")
+    assert panel.is_hidden()
+    page.focus(".mark[data-event-type=OrderCreated]")  # every mark is a focusable button: Enter opens it
+    page.keyboard.press("Enter")
+    assert panel.get_attribute("data-event-id") == events["OrderCreated"]["eventId"] and panel.is_visible()
+    assert set(panel.locator("[data-part=outcome] li").evaluate_all("(els) => els.map((e) => e.dataset.service)")) == {"exchange", "deadline"}
 
 
 def test_currency_100_order_compresses_the_seed_delay(chromium, system):

@@ -42,6 +42,7 @@ class Delivery:
     before_done: bool = False
     attempts: int = 0
     last_error: str = ""
+    received_at_ms: int | None = None  # when the consumer took the record (the effect panel's timing)
 
     @property
     def key(self):
@@ -69,10 +70,12 @@ def dead_letter_row(record, error: str) -> DeadLetter:
     )
 
 
-def inbox_row(delivery: Delivery, outcome) -> InboxRecord:
-    event = delivery.event
+def inbox_row(delivery: Delivery, outcome, effects: dict | None = None) -> InboxRecord:
+    event, record = delivery.event, delivery.record
     return InboxRecord(event_id=event.eventId, event_type=event.eventType, order_id=event.orderId, outcome=outcome.kind,
-                       reason=outcome.reason[:255], partition=delivery.record.partition, offset=delivery.record.offset)
+                       reason=outcome.reason[:255], partition=record.partition, offset=record.offset,
+                       effect=effects or None, published_at_ms=getattr(record, "timestamp", None),
+                       received_at_ms=delivery.received_at_ms)
 
 
 def outbox_row(event: Event) -> OutboxMessage:
@@ -124,7 +127,7 @@ def _apply(service, deliveries: list[Delivery], isolate: bool) -> BatchResult:
         ctx = Context(service, event)
         if not isolate:
             outcome = delivery.outcome or delivery.handler.fn(event, ctx) or APPLIED  # anything raised: isolate
-            inbox.append(inbox_row(delivery, outcome))
+            inbox.append(inbox_row(delivery, outcome, ctx.effects))
         else:
             try:
                 with transaction.atomic(using=using):
@@ -132,8 +135,8 @@ def _apply(service, deliveries: list[Delivery], isolate: bool) -> BatchResult:
                         with transaction.atomic(using=using):
                             outcome = delivery.outcome or delivery.handler.fn(event, ctx) or APPLIED
                     except Abort as abort:  # the handler's effects are undone; its outcome is recorded
-                        outcome, ctx.emitted = abort.outcome, []
-                    inbox_row(delivery, outcome).save(using=using)
+                        outcome, ctx.emitted, ctx.effects = abort.outcome, [], {}
+                    inbox_row(delivery, outcome, ctx.effects).save(using=using)
             except IntegrityError:
                 if InboxRecord.objects.using(using).filter(event_id=event.eventId).exists():
                     result.finished.append(delivery)  # a peer process applied it first

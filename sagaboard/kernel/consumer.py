@@ -169,13 +169,14 @@ class Runtime:
     def ingest(self, batches) -> None:
         """Parse each record once, note its offset, and put it in its lane (or finish it now)."""
         skips, lanes, offsets = self.service.skips, self.lanes, self.offsets
+        received_ms = int(time.time() * 1000)
         added = finished = False
         for tp, records in batches.items():
             for record in records:
                 if not offsets.received(tp, record.offset):
                     log.warning("%s: %s restarted at offset %s", self.service.name, tp, record.offset)
                 kind = next((v for k, v in record.headers or () if k == "type"), None)
-                delivery = None if skips(kind) else self.deliver(tp, record)
+                delivery = None if skips(kind) else self.deliver(tp, record, received_ms)
                 if delivery is None:
                     offsets.finished(tp, record.offset)
                     self.handled += 1
@@ -212,8 +213,9 @@ class Runtime:
         self.partitions_changed()  # fetch at once
         return True
 
-    def deliver(self, tp, record) -> Delivery | None:
-        """The delivery of a record, or None when it is none of this service's business."""
+    def deliver(self, tp, record, received_ms: int) -> Delivery | None:
+        """The delivery of a record taken at `received_ms` (ms since the epoch), or None when it is
+        none of this service's business."""
         try:
             event = Event.from_bytes(record.value, settings.SAGA_MAX_EVENT_BYTES)
         except InvalidEvent as exc:
@@ -221,7 +223,7 @@ class Runtime:
         handler = self.service.handlers.get(event.eventType)
         if handler is None and not self.service.records_everything:
             return None
-        return Delivery(tp, record, event=event, handler=handler)
+        return Delivery(tp, record, event=event, handler=handler, received_at_ms=received_ms)
 
     def forget_partition(self, tp) -> None:
         """The partition went to a peer: drop its records not yet applied (the peer reads them)."""

@@ -39,6 +39,12 @@ class InboxRecord(models.Model):
     partition = models.IntegerField(null=True)
     offset = models.BigIntegerField(null=True)
     handled_at = models.DateTimeField(auto_now_add=True)
+    # What the handler changed, as it said so itself (Context.effect) in the transaction of the
+    # change: {"status": ["PENDING", "APPROVED"]}, {"points": "-100.00", "balance": "9900.00"},
+    # {"exchange": "created", "point": "100.00"}, {"deadline": "armed", "dueAt": ms}. Null: nothing.
+    effect = models.JSONField(null=True)
+    published_at_ms = models.BigIntegerField(null=True, help_text="the Kafka record's timestamp, ms since the epoch")
+    received_at_ms = models.BigIntegerField(null=True, help_text="when this service's consumer took the record, ms since the epoch")
 
     class Meta:
         ordering = ["id"]

@@ -57,13 +57,21 @@ class Handler:
 
 
 class Context:
-    """What a handler may do besides touching its own models: emit events of the same saga. They
-    are written to the outbox with the handler's effects and published after the commit."""
+    """What a handler may do besides touching its own models: emit events of the same saga (written
+    to the outbox with the handler's effects and published after the commit), and say what it
+    changed (`effect`), which its inbox record keeps, in the same transaction (issue 12: the order
+    page shows each event's effect from the services' own records, never recomputed)."""
 
     def __init__(self, service: Service, event: Event):
         self.service = service
         self.event = event
         self.emitted: list[Event] = []
+        self.effects: dict = {}
+
+    def effect(self, **changes) -> None:
+        """Note what this handler changed; JSON values only (points as format_points strings,
+        times in ms since the epoch). Undone with the handler's effects by an Abort."""
+        self.effects.update(changes)
 
     @property
     def using(self) -> str:

@@ -41,6 +41,7 @@ def arm(event, ctx):
     if Deadline.objects.filter(order_id=event.orderId).exists():
         return ignored("deadline already armed")
     Deadline.objects.create(order_id=event.orderId, due_at=event.deadline, policy=event.policy, cause_id=event.eventId)
+    ctx.effect(deadline="armed", dueAt=event.deadline)
     if event.deadline < Alarm.next_due:
         transaction.on_commit(Alarm.ring, using="deadline")
     return None
@@ -50,6 +51,7 @@ def arm(event, ctx):
 def disarm(event, ctx):
     if not Deadline.objects.filter(order_id=event.orderId, status=Deadline.ARMED).update(status=Deadline.DISARMED):
         return ignored("no armed deadline")
+    ctx.effect(deadline="disarmed")
     return None
 
 

@@ -42,6 +42,7 @@ def exchange(event, ctx):
     )
     if safe and event.expired():  # the re-check just before commit narrows the window to the commit
         raise Abort(dropped("OrderCreated expired before the exchange committed"))
+    ctx.effect(exchange="created", point=format_points(point))
     ctx.emit("ExchangeSucceeded", {**p, "point": format_points(point)})
     return None
 
@@ -49,6 +50,8 @@ def exchange(event, ctx):
 @service.handles("OrderRejected")
 def compensate(event, ctx):
     removed, _ = Exchange.objects.filter(order_id=event.orderId).delete()
+    if removed:
+        ctx.effect(exchange="removed")
     if event.policy == "safe":
         Tombstone.objects.get_or_create(order_id=event.orderId)
     ctx.emit(

@@ -29,6 +29,7 @@ def approve(event, ctx):
     if order.is_terminal and event.policy == "safe":
         return ignored(f"order is already {order.status}; a terminal state is final")
     # under the naive policy an approval overrides a rejection: the seed's bug, on purpose
+    ctx.effect(status=[order.status, APPROVED])
     change_status(order, APPROVED, event)
     ctx.emit("OrderPlaced", {"holderId": order.holder_id})
 
@@ -42,5 +43,6 @@ def reject(event, ctx):
         return ignored(f"order is already {order.status}")
     status = REJECTIONS[event.eventType]
     reason = event.payload.get("reason") or "the deadline passed before the saga finished"
+    ctx.effect(status=[order.status, status])
     change_status(order, status, event, reason)
     ctx.emit("OrderRejected", {"status": status, "reason": reason, "holderId": order.holder_id})

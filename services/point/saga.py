@@ -4,7 +4,7 @@ from sagaboard.kernel.fields import format_points, points
 from sagaboard.kernel.service import Abort, Service, dropped, ignored
 
 from .models import Account, Spend, Tombstone
-from .services import apply_adjustment, refund
+from .services import apply_adjustment, balance, refund
 
 service = Service("point")
 
@@ -29,6 +29,7 @@ def use_points(event, ctx):
     Spend.objects.create(order_id=event.orderId, holder_id=holder, point=point)
     if safe and event.expired():
         raise Abort(dropped("ExchangeSucceeded expired before the points were committed"))
+    ctx.effect(points=format_points(-point), balance=format_points(balance(holder)))
     ctx.emit("PointUsed", {"holderId": holder, "point": format_points(point)})
     return None
 
@@ -40,9 +41,11 @@ def compensate_after_exchange(event, ctx):
         return ignored("the naive policy refunds on OrderRejected")
     refunded = refund(event.orderId)
     Tombstone.objects.get_or_create(order_id=event.orderId)
+    if refunded:
+        ctx.effect(points=format_points(refunded.point), balance=format_points(balance(refunded.holder_id)))
     ctx.emit(
         "PointUseCompensated",
-        {"compensated": refunded, "holderId": event.payload.get("holderId"),
+        {"compensated": refunded is not None, "holderId": event.payload.get("holderId"),
          "note": "points refunded" if refunded else "nothing to undo: no points were spent"},
     )
     return None
@@ -53,8 +56,10 @@ def compensate_on_rejection(event, ctx):
     """The seed's original fan-out: OrderRejected reaches point at the same time as exchange."""
     if event.policy != "naive":
         return ignored("the safe policy refunds after ExchangeCompensated")
-    if not refund(event.orderId):
+    refunded = refund(event.orderId)
+    if refunded is None:
         return ignored("nothing to refund yet")
+    ctx.effect(points=format_points(refunded.point), balance=format_points(balance(refunded.holder_id)))
     ctx.emit("PointUseCompensated", {"compensated": True, "holderId": event.payload.get("holderId"), "note": "points refunded"})
     return None
 
@@ -72,6 +77,7 @@ def adjust(event, ctx):
         order_id=event.orderId,
     )
     if applied:
+        ctx.effect(points=format_points(point), balance=format_points(balance(p["holderId"])))
         return None
     balance = Account.objects.filter(holder_id=p["holderId"]).values_list("point", flat=True).first()
     why = (f"holder {p['holderId']!r} has no account" if balance is None

@@ -31,15 +31,22 @@ def grant_points(*, holder_id: str, point: Decimal) -> Account:
     return Account.objects.get(holder_id=holder_id)
 
 
-def refund(order_id: int) -> bool:
-    """Give back the points spent on an order, once: False when there is nothing to give back."""
+def refund(order_id: int) -> Spend | None:
+    """Give back the points spent on an order, once: the spend refunded, or None when there is
+    nothing to give back."""
     spend = Spend.objects.select_for_update().filter(order_id=order_id, refunded_at__isnull=True).first()
     if spend is None:
-        return False
+        return None
     Account.objects.filter(holder_id=spend.holder_id).update(point=add_points("point", spend.point))
     spend.refunded_at = timezone.now()
     spend.save(update_fields=["refunded_at"])
-    return True
+    return spend
+
+
+def balance(holder_id: str) -> Decimal:
+    """The holder's points now (in the caller's transaction: after its own change). DoesNotExist
+    when the holder has no account."""
+    return Account.objects.filter(holder_id=holder_id).values_list("point", flat=True).get()
 
 
 def apply_adjustment(*, event_id: str, holder_id: str, point: Decimal, operator: str, reason: str, order_id: int | None) -> bool:

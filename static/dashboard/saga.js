@@ -37,13 +37,32 @@
     return node;
   }
 
+  // What an event changed, as the service that handled it recorded it (its inbox record's
+  // `effect`, written in the transaction of the change): `short` for the lane, else for the panel.
+  function effectText(effect, t0, short) {
+    const parts = [];
+    if (effect.status) parts.push(`${effect.status[0] || "(new)"} → ${effect.status[1]}`);
+    if (effect.points !== undefined) {
+      const signed = effect.points.startsWith("-") ? `−${effect.points.slice(1)}` : `+${effect.points}`;
+      parts.push(short ? `${signed} pts, ${effect.balance} left` : `${signed} points; the balance after: ${effect.balance}`);
+    }
+    if (effect.exchange) parts.push(`exchange ${effect.exchange}` + (effect.point && !short ? ` (${effect.point} points)` : ""));
+    if (effect.deadline) {
+      parts.push(short ? effect.deadline : `deadline ${effect.deadline}` +
+        (effect.dueAt ? `, due at +${Timeline.duration(effect.dueAt - t0)}` : "") +
+        (effect.firedAt ? ` at +${Timeline.duration(effect.firedAt - t0)}` : ""));
+    }
+    return parts.join("; ");
+  }
+
   // What the lanes hold: each logged event in its source's lane; each delivery a service refused
-  // (dropped, ignored) in that service's lane; the deadline armed and disarmed, from the deadline
-  // service's own inbox records, in its lane even when it emitted nothing. Times in ms from the
-  // order's creation.
+  // (dropped, ignored) in that service's lane; each effect a service recorded (a status changed,
+  // points spent or refunded, an exchange made or removed, the deadline armed or disarmed) in its
+  // lane, even when it emitted nothing. Times in ms from the order's creation. `of`: the event
+  // the mark's panel shows.
   function marksOf(list, t0, transitions) {
     const marks = list.map((e) => ({
-      id: e.eventId, lane: e.source, t: e.timestamp - t0, cause: e.causationId, shape: "event", cls: `mark ${kind(e, transitions)}`,
+      id: e.eventId, of: e.eventId, lane: e.source, t: e.timestamp - t0, cause: e.causationId, shape: "event", cls: `mark ${kind(e, transitions)}`,
       data: { "data-event-type": e.eventType, "data-event-id": e.eventId }, label: e.eventType,
       title: `${e.eventType} from ${e.source} at ${Timeline.duration(e.timestamp - t0)}` +
         (e.partition !== undefined ? ` (partition ${e.partition}, offset ${e.offset})` : "") + `\n${JSON.stringify(e.payload)}`,
@@ -51,17 +70,53 @@
     for (const o of detail.outcomes) {
       const t = o.handledAtMs - t0;
       if (o.outcome !== "applied") {
-        marks.push({ lane: o.service, t, cause: o.eventId, shape: "cross", cls: `mark outcome ${o.outcome}`,
+        marks.push({ of: o.eventId, lane: o.service, t, cause: o.eventId, shape: "cross", cls: `mark outcome ${o.outcome}`,
           data: { "data-outcome": o.outcome, "data-event-type": o.eventType }, label: `${o.outcome} ${o.eventType}`,
           title: `${o.service} ${o.outcome} ${o.eventType} at ${Timeline.duration(t)}: ${o.reason}` });
-      } else if (o.service === "deadline" && o.eventType !== "DeadlineReached") {
-        const what = o.eventType === "OrderCreated" ? "armed" : "disarmed";
-        marks.push({ lane: "deadline", t, cause: o.eventId, shape: "diamond", cls: `mark deadline-state ${what}`,
-          data: { "data-deadline": what }, label: what,
-          title: `deadline ${what} at ${Timeline.duration(t)} (the deadline service handled ${o.eventType})` });
+      } else if (o.effect) {
+        const data = { "data-effect-of": o.eventId, "data-service": o.service };
+        if (o.effect.deadline) data["data-deadline"] = o.effect.deadline;
+        marks.push({ of: o.eventId, lane: o.service, t, cause: o.eventId, shape: "diamond",
+          cls: `mark effect${o.effect.deadline ? ` deadline-state ${o.effect.deadline}` : ""}`, data,
+          label: effectText(o.effect, t0, true),
+          title: `${o.service} handled ${o.eventType} at ${Timeline.duration(t)}: ${effectText(o.effect, t0, false)}` });
       }
     }
     return marks;
+  }
+
+  // The panel of one event: its envelope, how each service handled it, what each changed (from the
+  // services' records), and its timing (created, published, received, committed).
+  function showPanel(eventId) {
+    const t0 = detail.order.createdAtMs;
+    const e = events().find((x) => x.eventId === eventId);
+    const handled = detail.outcomes.filter((o) => o.eventId === eventId);
+    const panel = document.getElementById("effect-panel");
+    const at = (ms) => (ms === null || ms === undefined ? "—" : `+${Timeline.duration(ms - t0)}`);
+    const effects = handled.filter((o) => o.effect).map((o) => ({ service: o.service, text: effectText(o.effect, t0, false) }));
+    const d = detail.deadline;
+    if (e && e.eventType === "DeadlineReached" && d && d.firedAt) {
+      effects.push({ service: "deadline", text: effectText({ deadline: "fired", firedAt: d.firedAt }, t0, false) });
+    }
+    const type = e ? e.eventType : handled.length ? handled[0].eventType : eventId;
+    panel.innerHTML = `<h3>${esc(type)} <small><code>${esc(eventId)}</code></small>
+        <button type="button" id="effect-panel-close" aria-label="close the panel">×</button></h3>
+      <div class="effect-parts">
+      <section data-part="envelope"><h4>Envelope</h4>${e ? `<pre>${esc(JSON.stringify(e, ["eventId", "eventType", "orderId", "timestamp", "deadline",
+        "causationId", "source", "policy", "payload", ...Object.keys(e.payload || {})], 2))}</pre>` : "<p>not in the monitor's log yet</p>"}</section>
+      <section data-part="outcome"><h4>Outcome</h4>${handled.length ? `<ul>${handled.map((o) =>
+        `<li data-service="${esc(o.service)}"><b>${esc(o.service)}</b>: <span class="outcome ${esc(o.outcome)}">${esc(o.outcome)}</span>` +
+        (o.reason ? ` — ${esc(o.reason)}` : "") + "</li>").join("")}</ul>` : "<p>no service handled it (yet)</p>"}</section>
+      <section data-part="effect"><h4>Effect</h4>${effects.length ? `<ul>${effects.map((x) =>
+        `<li data-service="${esc(x.service)}"><b>${esc(x.service)}</b>: ${esc(x.text)}</li>`).join("")}</ul>` : "<p>it changed nothing</p>"}</section>
+      <section data-part="timing"><h4>Timing</h4><table><thead><tr><th></th><th>published</th><th>received</th><th>committed</th></tr></thead><tbody>
+        ${e ? `<tr><th>created</th><td colspan="3">${at(e.timestamp)}${e.partition !== undefined ? ` · partition ${e.partition}, offset ${e.offset}` : ""}</td></tr>` : ""}
+        ${handled.map((o) => `<tr data-service="${esc(o.service)}"><th>${esc(o.service)}</th><td>${at(o.publishedAtMs)}</td>
+          <td>${at(o.receivedAtMs)}</td><td>${at(o.handledAtMs)}</td></tr>`).join("")}</tbody></table></section>
+      </div>`;
+    panel.hidden = false;
+    panel.dataset.eventId = eventId;
+    document.getElementById("effect-panel-close").onclick = () => { panel.hidden = true; };
   }
 
   const view = { transform: d3.zoomIdentity };  // the zoom kept across redraws (live events)
@@ -99,7 +154,9 @@
     const axisG = el("g", { class: "axis" }, svg), top = el("g", {}, svg);
     const byId = new Map(marks.filter((m) => m.id).map((m) => [m.id, m]));
     for (const m of marks) {
-      m.g = el("g", { class: m.cls, role: "img", "aria-label": m.title.split("\n")[0], ...m.data }, front);
+      m.g = el("g", { class: m.cls, role: "button", tabindex: 0, "aria-label": m.title.split("\n")[0], ...m.data }, front);
+      m.g.addEventListener("click", () => showPanel(m.of));
+      m.g.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { showPanel(m.of); e.preventDefault(); } });
       el("title", {}, m.g).textContent = m.title;
       if (m.shape === "cross") m.glyph = el("path", { class: "cross" }, m.g);
       else if (m.shape === "diamond") m.glyph = el("path", { class: "diamond" }, m.g);
@@ -247,7 +304,11 @@
         <td>${esc(r.outcome)}</td><td>${esc(r.reason)}</td></tr>`).join("");
   }
 
-  function render() { renderText(draw()); }
+  function render() {
+    renderText(draw());
+    const panel = document.getElementById("effect-panel");
+    if (!panel.hidden && panel.dataset.eventId) showPanel(panel.dataset.eventId);  // live: newer outcomes
+  }
 
   async function reload() {
     detail = await Saga.get(`/dashboard/sagas/${orderId}.json`);
