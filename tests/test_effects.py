@@ -48,6 +48,11 @@ def test_points_spent_and_refunded_with_the_balance_after():
     assert Spend.objects.using("point").get(order_id=1).refunded_at is not None
     nothing = handle(point_service, event("ExchangeCompensated", 2, {"compensated": False, "holderId": "h"}))
     assert nothing.effect is None  # nothing was spent on order 2
+    adjustment = {"holderId": "h", "point": "-0.50", "operator": "ops", "reason": "a correction"}
+    adjusted = handle(point_service, event("PointsAdjusted", 1, adjustment))
+    assert adjusted.effect == {"points": "-0.50", "balance": "950.00"}
+    refused = handle(point_service, event("PointsAdjusted", 1, {**adjustment, "point": "-5000.00"}))
+    assert (refused.outcome, refused.effect) == (InboxRecord.IGNORED, None)
 
 
 def test_an_abort_leaves_no_effect():

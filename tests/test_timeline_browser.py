@@ -183,3 +183,77 @@ def test_exchange_down_for_a_minute(chromium, system):
     events = system.get("/events", orderId=order_id)
     assert events[-1]["timestamp"] - events[0]["timestamp"] > 50_000
     check_scale(chromium, system, order_id, "exchange-down", breaks=2)
+
+
+def expected_arrows(system, order_id: int) -> list[str]:
+    """The Mermaid arrows of one order, from the services' own records: for each delivery, in the
+    order they were handled, source → the service that handled it (`-x` with the reason when it
+    refused it). Mermaid's statement marks (; #) are commas in the text."""
+    source = {e["eventId"]: e["source"] for e in system.get("/events", orderId=order_id)}
+    arrows = []
+    for o in system.get("/outcomes", orderId=order_id):
+        frm = source.get(o["eventId"], o["service"])
+        text = o["eventType"] if o["outcome"] == "applied" else f"{o['eventType']} {o['outcome']}: {o['reason']}"
+        arrows.append(f"    {frm}{'->>' if o['outcome'] == 'applied' else '-x'}{o['service']}: " + text.replace(";", ",").replace("#", ","))
+    return arrows
+
+
+def test_compare_the_currency_200_pair_and_export_it(chromium, system):
+    """The board's "… and compare them" launches the currencyId 200 pair and opens the compare
+    view: both sagas on one axis (the same ticks at the same places), zoomed together.
+    Exports: Mermaid (to the clipboard, checked against /events and /outcomes), SVG (a download, a
+    well-formed SVG document with the marks), and a permalink that opens at the same zoom."""
+    import xml.etree.ElementTree as ET
+
+    base = f"http://127.0.0.1:{system.port}"
+    with page_of(chromium, base, "/") as board:
+        board.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+        board.click("button[data-scenario-compare=currency-200]")
+        board.wait_for_url("**/compare/**")
+        safe_id, naive_id = (int(n) for n in board.url.rstrip("/").split("/sagas/")[1].split("/compare/"))
+        assert {system.get(f"/orders/{safe_id}")["policy"], system.get(f"/orders/{naive_id}")["policy"]} == {"safe", "naive"}
+        system.settled(safe_id, timeout=60)
+        system.settled(naive_id, timeout=60)
+        page = board
+        for side, oid in (("a", safe_id), ("b", naive_id)):
+            last = system.get("/events", orderId=oid)[-1]["eventId"]
+            page.locator(f"#saga-{side} .mark[data-event-id='{last}']").wait_for()
+        ticks = [page.eval_on_selector_all(f"#saga-{s} .chart svg text.tick-label",
+                                           "(ts) => ts.map((t) => [Math.round(Number(t.getAttribute('x'))), t.textContent])") for s in "ab"]
+        assert ticks[0] == ticks[1] and len(ticks[0]) >= 3, f"one axis for both: {ticks}"
+        page.locator("#saga-b .badge, #saga-b [data-verdict=anomaly]").first.wait_for()  # the naive one's anomaly
+        assert page.locator("#saga-a [data-verdict=consistent]").count() == 1
+
+        page.focus("#saga-a .chart svg")
+        page.keyboard.press("+")
+        page.wait_for_function("() => [...document.querySelectorAll('.chart svg')].every((s) => s.dataset.zoom === '1.500')")
+
+        page.click("#export-mermaid")
+        page.wait_for_selector("#export-output[data-kind=Mermaid]")
+        text = page.evaluate("navigator.clipboard.readText()")
+        assert text == page.input_value("#export-output textarea")
+        diagrams = text.split("sequenceDiagram\n")[1:]
+        assert len(diagrams) == 2
+        for diagram, oid in zip(diagrams, (safe_id, naive_id)):
+            order = system.get(f"/orders/{oid}")
+            lines = diagram.splitlines()
+            assert lines[0] == f"    title Order {oid} ({order['policy']}): {order['status']}"
+            assert lines[1:5] == [f"    participant {p}" for p in ("order", "exchange", "point", "deadline")]
+            expected = expected_arrows(system, oid)
+            assert [line for line in lines if line in expected] == expected  # every delivery, in the order handled
+            with_effect = [o for o in system.get("/outcomes", orderId=oid) if o["effect"]]
+            fired = 1 if system.get(f"/dashboard/sagas/{oid}.json")["deadline"]["firedAt"] else 0
+            assert sum(line.startswith("    Note over ") for line in lines) == len(with_effect) + fired
+
+        with page.expect_download() as first:
+            page.click("#export-svg")
+        svg = ET.parse(first.value.path()).getroot()
+        assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+        assert any(g.get("data-event-type") == "OrderCreated" for g in svg.iter("{http://www.w3.org/2000/svg}g"))
+
+        page.click("#export-permalink")
+        page.wait_for_selector("#export-output[data-kind=permalink]")
+        link = page.input_value("#export-output textarea")
+        assert "/compare/" in link and "#t=" in link
+    with page_of(chromium, base, link.removeprefix(base)) as again:
+        again.wait_for_function("() => [...document.querySelectorAll('.chart svg')].every((s) => Math.abs(s.dataset.zoom - 1.5) < 0.02)")

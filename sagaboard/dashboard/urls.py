@@ -8,6 +8,7 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.board_page, name="board"),
     path("sagas/<order_id:order_id>/", views.saga_page, name="saga"),
+    path("sagas/<order_id:order_id>/compare/<order_id:other_id>/", views.compare_page, name="compare"),
     path("events/", views.events_page, name="events"),
     path("dashboard/board.json", views.board_json, name="board-json"),
     path("dashboard/sagas/<order_id:order_id>.json", views.saga_json, name="saga-json"),

@@ -57,6 +57,14 @@ def saga_page(request, order_id):
     return render(request, "dashboard/saga.html", {"order_id": order_id, "detail": _saga(order_id)})
 
 
+@allow("GET")
+@readable
+def compare_page(request, order_id, other_id):
+    """Two orders' sagas one above the other on one time axis (ms from each order's creation),
+    zoomed together: the seed's currencyId 200 bug (naive) and its fix (safe) read side by side."""
+    return render(request, "dashboard/compare.html", {"a": _saga(order_id), "b": _saga(other_id)})
+
+
 def _saga(order_id):
     detail = snapshot.saga(order_id)
     if detail is None:

@@ -79,8 +79,8 @@ def adjust(event, ctx):
     if applied:
         ctx.effect(points=format_points(point), balance=format_points(balance(p["holderId"])))
         return None
-    balance = Account.objects.filter(holder_id=p["holderId"]).values_list("point", flat=True).first()
-    why = (f"holder {p['holderId']!r} has no account" if balance is None
-           else f"holder {p['holderId']!r} has {format_points(balance)} points; the adjustment of {format_points(point)} does not apply")
+    current = Account.objects.filter(holder_id=p["holderId"]).values_list("point", flat=True).first()
+    why = (f"holder {p['holderId']!r} has no account" if current is None
+           else f"holder {p['holderId']!r} has {format_points(current)} points; the adjustment of {format_points(point)} does not apply")
     ctx.emit("PointsAdjustmentFailed", {"holderId": p["holderId"], "point": format_points(point), "reason": why})
     return ignored(why)

@@ -180,16 +180,22 @@
     } catch (error) { out.textContent = error.message; out.className = "result error"; }
   });
 
+  // A scenario's button launches it; "… and compare them" launches the currencyId 200 pair and
+  // opens the compare view of its safe and naive orders (/sagas/<safe>/compare/<naive>/).
   document.querySelector(".scenarios").addEventListener("click", async (e) => {
-    const button = e.target.closest("button[data-scenario]");
+    const button = e.target.closest("button[data-scenario], button[data-scenario-compare]");
     if (!button) return;
     const out = document.getElementById("scenario-result");
+    const name = button.dataset.scenario || button.dataset.scenarioCompare;
     button.disabled = true;
     out.textContent = `${button.textContent}: launching…`;
     try {
-      const data = await Saga.post(`/dashboard/scenarios/${button.dataset.scenario}`);
+      const data = await Saga.post(`/dashboard/scenarios/${name}`);
+      const compare = data.orders.length === 2 ? `/sagas/${data.orders[0].id}/compare/${data.orders[1].id}/` : null;
+      if (compare && button.dataset.scenarioCompare) { location.assign(compare); return; }
       out.innerHTML = `${esc(button.textContent)}: ` + data.orders.map((o) =>
-        `order <a href="/sagas/${o.id}/">${o.id}</a> (${esc(o.policy)}, currency ${esc(o.currencyId)})`).join(", ");
+        `order <a href="/sagas/${o.id}/">${o.id}</a> (${esc(o.policy)}, currency ${esc(o.currencyId)})`).join(", ") +
+        (compare ? ` — <a class="compare-link" href="${compare}">compare them</a>` : "");
       out.className = "result ok";
       refreshPage();
     } catch (error) { out.textContent = error.message; out.className = "result error"; }
