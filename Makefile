@@ -24,7 +24,7 @@ SOAK_TIME_LIMIT ?= 1200
 SOAK_SETTLE_LIMIT ?= 300
 SOAK_ARGS ?=
 
-.PHONY: setup run test test-sqlite test-postgres test-walkthrough soak bench profile bench-deadlines bench-ws vendor clean
+.PHONY: setup run test test-sqlite test-postgres test-walkthrough soak bench profile bench-deadlines bench-ws bench-timeline vendor clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) sagaboard/python_version.py
@@ -103,6 +103,9 @@ bench-deadlines: $(TEST_STAMP)
 
 bench-ws: $(TEST_STAMP)
 	$(PY) bench/ws_latency.py
+
+bench-timeline: $(TEST_STAMP) $(CHROMIUM)
+	$(PY) bench/timeline.py
 
 clean:
 	rm -rf var .pytest_cache

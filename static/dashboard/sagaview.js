@@ -231,6 +231,7 @@ const SagaView = (() => {
 
     /** Draw (again: live events, a resize); keeps the zoom and an open panel. Returns the events. */
     draw() {
+      const started = performance.now();
       const list = this.events();
       const detail = this.detail, order = detail.order, orderId = order.id;
       const t0 = order.createdAtMs;
@@ -254,11 +255,6 @@ const SagaView = (() => {
       const clipRect = el("rect", { x: left, y: 0, width: right - left, height: 100 }, clip);
       chart.replaceChildren(svg);
 
-      // labels are measured once; their placement is redone at every zoom
-      const measure = el("text", { class: "mark-label" }, svg);
-      for (const m of marks) { measure.textContent = m.label; m.width = measure.getComputedTextLength(); }
-      measure.remove();
-
       const clipped = { "clip-path": `url(#plot-clip-${orderId})` };
       const bg = el("g", {}, svg), grid = el("g", clipped, svg);
       const arrows = el("g", clipped, svg), front = el("g", {}, svg);
@@ -278,8 +274,11 @@ const SagaView = (() => {
         if (c) m.arrow = el("path", { class: m.shape === "cross" ? `cause refused ${m.data["data-outcome"]}` : "cause", "marker-end": `url(#arrow-${orderId})` }, arrows);
         m.causeMark = c;
       }
+      // labels are measured once, all after all are written (one layout); placed at every zoom
+      for (const m of marks) m.width = m.text.getComputedTextLength();
 
       const layout = () => {
+        const laidOut = performance.now();
         const k = this.transform;
         const x = (t) => k.applyX(scale(t));
         for (const m of marks) { m.x = x(m.t); m.inView = m.x >= left - 0.5 && m.x <= right + 0.5; }
@@ -362,6 +361,8 @@ const SagaView = (() => {
           m.arrow.style.display = m.inView || c.inView ? "" : "none";
           if (m.inView || c.inView) m.arrow.setAttribute("d", `M ${c.x} ${c.y ?? yOf(c)} L ${m.x} ${m.y ?? yOf(m)}`);
         }
+        svg.dataset.layoutMs = (performance.now() - laidOut).toFixed(2);  // what bench/timeline.py reads
+        svg.dataset.layouts = Number(svg.dataset.layouts || 0) + 1;
       };
 
       // zoom and pan: the mouse wheel, a drag, a pinch (d3-zoom), the keys and the buttons
@@ -395,6 +396,8 @@ const SagaView = (() => {
       button("zoom-out", () => zoom.scaleBy(plot.transition().duration(150), 1 / 1.5));
       button("zoom-reset", () => zoom.transform(plot.transition().duration(150), d3.zoomIdentity));
       layout();
+      svg.dataset.drawMs = (performance.now() - started).toFixed(2);
+      svg.dataset.marks = marks.length;
       const panel = this.root.querySelector(".effect-panel");
       if (panel && !panel.hidden && panel.dataset.eventId) this.showPanel(panel.dataset.eventId);  // live: newer outcomes
       return list;

@@ -51,13 +51,14 @@ const Timeline = (() => {
     return { scale: d3.scaleLinear().domain(domain).range(range), bursts, breaks };
   }
 
-  /** A duration or an instant in ms, for a person: "53 ms", "1.25 s", "15.0 s", "2 min 5 s". */
+  /** A duration or an instant in ms, for a person: "53 ms", "1.25 s", "15.0 s", "2 min 5 s";
+   * three significant digits, or as many decimals as a tick `step` (ms) needs. */
   function duration(ms, step) {
     const a = Math.abs(ms);
     if (a < 1000 && (step === undefined || step < 1000)) return `${Math.round(ms)} ms`;
     if (a < 120000) {
-      const decimals = step === undefined ? (a < 10000 ? 2 : 1) : Math.max(0, Math.min(3, Math.ceil(-Math.log10(step / 1000))));
-      return `${(ms / 1000).toFixed(decimals)} s`;
+      if (step === undefined) return `${(ms / 1000).toPrecision(3)} s`;
+      return `${(ms / 1000).toFixed(Math.max(0, Math.min(3, Math.ceil(-Math.log10(step / 1000)))))} s`;
     }
     return `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
   }
