@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.browser import ARTIFACTS, browser, page_of
+from tests.browser import ARTIFACTS, browser, page_of, wait_live
 
 pytestmark = pytest.mark.system
 # the seed's figures: a 10 s deadline, the exchange's injected delay of 15 s
@@ -128,6 +128,40 @@ def test_happy_path_spans_its_events_with_the_deadline_at_the_edge(chromium, sys
         assert page.locator(".mark[data-deadline=armed]").count() == 1
         assert page.locator(".mark[data-deadline=disarmed]").count() == 1
         check_effect_panel(page, system, order_id)
+    check_touch(chromium, system, order_id)
+
+
+def check_touch(chromium, system, order_id: int) -> None:
+    """On a touch screen: a pinch zooms in, a one-finger drag pans (and never becomes the
+    browser's swipe back: the chart takes horizontal gestures, touch-action: pan-y)."""
+    context = chromium.new_context(viewport={"width": 1500, "height": 1000}, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{system.port}/sagas/{order_id}/")
+        wait_live(page)
+        box = page.locator("#chart svg").bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + 80
+        cdp = context.new_cdp_session(page)
+
+        def touch(kind, *points):
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": px, "y": py, "id": i} for i, (px, py) in enumerate(points)]})
+
+        touch("touchStart", (x - 50, y), (x + 50, y))
+        for d in range(60, 200, 20):
+            touch("touchMove", (x - d, y), (x + d, y))
+        touch("touchEnd")
+        page.wait_for_function("() => Number(document.querySelector('#chart svg').dataset.zoom) > 1.1")
+        mark = "#chart svg .mark[data-event-type=ExchangeSucceeded] circle"
+        page.wait_for_timeout(100)
+        before = float(page.get_attribute(mark, "cx"))
+        touch("touchStart", (x, y))
+        for d in range(0, 200, 20):
+            touch("touchMove", (x + d, y))
+        touch("touchEnd")
+        page.wait_for_function(f"() => Number(document.querySelector('{mark}').getAttribute('cx')) > {before + 5}")
+        assert page.url.endswith(f"/sagas/{order_id}/") or f"/sagas/{order_id}/#t=" in page.url
+    finally:
+        context.close()
 
 
 def check_effect_panel(page, system, order_id: int) -> None:
