@@ -38,5 +38,5 @@
   if (view) chart.showSpan(...view);
   SagaView.exports(root, [chart], `saga-${chart.orderId}`);
   window.addEventListener("resize", Saga.debounce(() => renderText(chart.draw()), 200));
-  chart.followLive(renderText);
+  chart.followLive(() => renderText(chart.draw()));
 })();

@@ -403,11 +403,12 @@ const SagaView = (() => {
       return list;
     }
 
-    /** Follow the order live: its socket's events are drawn at once, then the log read again. */
-    followLive(onDrawn) {
+    /** Follow the order live: `redraw()` (which draws this chart, and whatever goes with it) at
+     * each event from its socket, and again once the log was read again. */
+    followLive(redraw) {
       const reload = async () => {
         this.detail = await Saga.get(`/dashboard/sagas/${this.orderId}.json`);
-        onDrawn(this.draw());
+        redraw();
       };
       const reloadSoon = Saga.debounce(() => reload().catch(console.error), 150);
       let verdictTimer = null;
@@ -415,7 +416,7 @@ const SagaView = (() => {
         if (m.kind === "hello") reloadSoon();
         if (m.kind !== "event") return;
         this.live.set(m.event.eventId, { ...m.event, partition: m.partition, offset: m.offset });
-        onDrawn(this.draw());
+        redraw();
         reloadSoon();
         // the verdict settles a grace period after the last event: read it again then
         clearTimeout(verdictTimer);
