@@ -24,7 +24,7 @@ SOAK_TIME_LIMIT ?= 1200
 SOAK_SETTLE_LIMIT ?= 300
 SOAK_ARGS ?=
 
-.PHONY: setup run test test-sqlite test-postgres test-walkthrough soak bench profile bench-deadlines bench-ws bench-timeline vendor clean
+.PHONY: setup run test test-sqlite test-postgres test-walkthrough soak bench profile bench-deadlines bench-ws bench-timeline bench-tansu vendor clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) sagaboard/python_version.py
@@ -106,6 +106,10 @@ bench-ws: $(TEST_STAMP)
 
 bench-timeline: $(TEST_STAMP) $(CHROMIUM)
 	$(PY) bench/timeline.py
+
+# make bench-tansu: how the embedded broker's fetch slows as a partition's log grows
+bench-tansu: setup
+	$(PY) bench/tansu_scan.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -368,16 +369,20 @@ class Bench:
 
             # 5. one at a time
             self.say(f"one at a time: {a.one_at_a_time} orders")
-            latencies = []
+            latencies = {}
             for _ in range(a.one_at_a_time):
                 placed = Placed()
                 await load.place(placed)
                 all_orders.update(placed.posted)
                 if placed.posted and await watcher.wait_for(placed.posted, a.deadline_seconds + 10):
                     (oid, started), = placed.posted.items()
-                    latencies.append((watcher.arrived[oid] - started) * 1000)
-            p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+                    latencies[oid] = (watcher.arrived[oid] - started) * 1000
+            p50, p99 = percentile(list(latencies.values()), 50), percentile(list(latencies.values()), 99)
             self.row("one order at a time, POST → terminal p50 / p99", f"{p50:.1f} / {p99:.1f} ms", times(p50, raw.one_p50_ms))
+            if latencies:
+                slowest = max(latencies, key=latencies.get)
+                self.row(f"one at a time, the slowest (order {slowest}, {latencies[slowest]:,.0f} ms), each hop's fetch",
+                         self.hops(slowest), detail=True)
 
             # 6. idle
             await self.quiet()
@@ -411,6 +416,14 @@ class Bench:
                  + ("" if finished else f", {len(placed.posted) - len(done)} unfinished")
                  + (f", {placed.unsent} not sent (the web fell behind)" if placed.unsent else ""))
         self.note_errors(name, placed)
+
+    def hops(self, order_id: int) -> str:
+        """Each service's fetch of each event of an order: the broker's timestamp of the record
+        to its consumer taking it (GET /outcomes: receivedAtMs − publishedAtMs), in ms."""
+        outcomes = self.system.get("/outcomes", orderId=order_id)
+        hops = [(o["receivedAtMs"], f"{o['service']} {o['eventType']} {o['receivedAtMs'] - o['publishedAtMs']}")
+                for o in outcomes if o.get("receivedAtMs") and o.get("publishedAtMs")]
+        return ", ".join(text for _, text in sorted(hops)) + " ms"
 
     def note_errors(self, name: str, placed: Placed) -> None:
         if placed.errors:
@@ -485,6 +498,20 @@ def times(value: float, raw: float) -> str:
     return f"{value / raw:,.1f}×" if raw else ""
 
 
+async def until_stopped(work) -> int:
+    """Run `work`; SIGTERM or Ctrl-C cancels it, and its cleanup stops the system it started
+    (exit 130: interrupted), so no process of it outlives the bench."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        print("interrupted: the system was stopped", flush=True)
+        return 130
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=5000, help="the burst's orders (N)")
@@ -505,7 +532,7 @@ def main() -> int:
     if min(args.orders, args.post_orders, args.one_at_a_time, args.raw_orders) < 1:
         parser.error("counts must be at least 1")
     started = time.monotonic()
-    code = asyncio.run(Bench(args).run())
+    code = asyncio.run(until_stopped(Bench(args).run()))
     print(f"bench took {time.monotonic() - started:.0f} s", flush=True)
     return code
 

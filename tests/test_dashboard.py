@@ -174,6 +174,27 @@ def test_the_feed_sends_each_event_once_after_a_batch(system):
     assert sorted(copies) == sorted(mine), f"{len(copies)} messages for {len(mine)} events"
 
 
+def test_a_restarted_web_process_feeds_from_the_end_of_the_topic(system):
+    """After `supervisorctl restart web:*`, a socket gets what is published from then on, not the
+    topic's history: the feed's seek to the end came before aiokafka's first positions (the
+    beginning), which overrode it, so every start of a web process pushed every event ever
+    published to every socket."""
+    from sagaboard.kernel.events import Event
+
+    before = Event(eventType="PointsGranted", orderId=None, source="test", payload={"holderId": "history", "point": 0})
+    publish(system, before)
+    assert "web" in system.supervisorctl("restart", "web:*")
+    wait_until(system.ready, 60, 0.25, "the web to answer again")
+    with socket(system, "/ws/sagas/") as ws:
+        assert json.loads(ws.recv(timeout=15))["kind"] == "hello"
+        after = Event(eventType="PointsGranted", orderId=None, source="test", payload={"holderId": "history", "point": 0})
+        publish(system, after)
+        received = receive_until(ws, lambda m: m["kind"] == "event" and m["event"]["eventId"] == after.eventId, timeout=30)
+    replayed = [m["event"]["eventType"] for m in received if m["kind"] == "event" and m["event"]["eventId"] != after.eventId]
+    assert before.eventId not in {m["event"]["eventId"] for m in received if m["kind"] == "event"}, (
+        f"the socket got the history: {len(replayed)} events before the new one")
+
+
 def test_feed_goes_on_after_a_broker_restart(system):
     """The embedded broker loses the topic when it restarts (offsets start again from 0); the feed
     reads the new log from its start, so an open socket gets what is published afterwards. The

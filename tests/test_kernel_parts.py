@@ -3,7 +3,10 @@ committed), doorbells (waking a parked consumer). No broker, no database: their 
 import asyncio
 import os
 import socket
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
 
 from sagaboard.kernel.doorbell import Doorbell, Ringer, directory
 from sagaboard.kernel.lanes import Lanes
@@ -179,3 +182,288 @@ def test_a_part_of_the_runtime_that_dies_stops_the_whole_runtime():
         asyncio.run(scenario())
     finally:
         faults.shutting_down.clear()  # stop() tells this process's fault points it is shutting down
+
+
+class ConsumerWithAnAnswerAhead:
+    """The part of aiokafka's consumer that Parking uses, answering every fetch with nothing while
+    its last answer's high watermark is `high` (what Tansu 0.6.0 does when reading the partition
+    takes longer than the fetch's wait)."""
+
+    def __init__(self, position: int, high: int):
+        self.tp = ("saga", 0)
+        self.at, self.high = position, high
+        self._fetcher = SimpleNamespace(_fetch_max_wait_ms=5)  # as aiokafka 0.14.0 keeps it
+        self.fetches = 0
+        self.readable = False
+
+    def assignment(self):
+        return {self.tp}
+
+    def highwater(self, tp):
+        return self.high
+
+    async def position(self, tp):
+        return self.at
+
+    def resume(self, *tps):
+        pass
+
+    def pause(self, *tps):
+        pass
+
+    async def getmany(self, timeout_ms: int, max_records: int):
+        self.fetches += 1
+        await asyncio.sleep(0.001)
+        if self.at < self.high and self.readable:  # the broker read in time: the records come
+            records = [SimpleNamespace(offset=offset) for offset in range(self.at, self.high)]
+            self.at = self.high
+            return {self.tp: records}
+        return {}
+
+
+def test_a_consumer_behind_the_high_watermark_widens_its_wait_narrows_it_after_records_and_parks_once_caught_up(tmp_path):
+    from sagaboard.kernel.doorbell import MAX_FETCH_WAIT_MS, Parking
+
+    parking = Parking(tmp_path, "stub", True, linger_ms=1, poll_ms=60_000, fetch_wait_ms=5)
+    consumer = ConsumerWithAnAnswerAhead(position=5, high=9)
+
+    async def scenario():
+        stopping = asyncio.Event()
+        parking.open()
+        waits = []
+        for _ in range(10):  # no bell, the safety look a minute away: only "behind" makes these looks
+            assert await asyncio.wait_for(parking.fetch(consumer, stopping), 5) == {}
+            waits.append(consumer._fetcher._fetch_max_wait_ms)
+        consumer.readable = True  # the wait is long enough now: records, and a narrower wait
+        assert [r.offset for r in (await asyncio.wait_for(parking.fetch(consumer, stopping), 5))[consumer.tp]] == [5, 6, 7, 8]
+        waits.append(consumer._fetcher._fetch_max_wait_ms)
+        assert await asyncio.wait_for(parking.fetch(consumer, stopping), 5) == {}  # caught up: one look more
+        parked = asyncio.create_task(parking.fetch(consumer, stopping))
+        await asyncio.sleep(0.3)
+        assert not parked.done() and parking.parked_since is not None
+        stopping.set()
+        await asyncio.wait_for(parked, 5)
+        return waits
+
+    try:
+        waits = asyncio.run(scenario())
+    finally:
+        parking.close()
+    assert parking.parked == 1 and consumer.fetches == 12
+    assert waits[:4] == [10, 20, 40, 80] and waits[9] == MAX_FETCH_WAIT_MS, waits
+    assert waits[10] == MAX_FETCH_WAIT_MS * 3 // 4, waits  # narrowed after the answer with records
+    assert parking.timeout_ms == waits[10] + 5  # a look lasts at least one fetch wait
+
+
+class ConsumerOfOnePartition:
+    """The part of aiokafka's consumer that OffsetGaps uses: one assigned partition, its position,
+    and the seeks made on it."""
+
+    def __init__(self, position: int):
+        self.tp = ("saga", 0)
+        self.at = position
+        self.seeks: list[int] = []
+        self.assigned = {self.tp}
+
+    def assignment(self):
+        return set(self.assigned)
+
+    async def position(self, tp):
+        return self.at
+
+    def seek(self, tp, offset):
+        self.seeks.append(offset)
+        self.at = offset
+
+    async def seek_to_beginning(self, *tps):
+        self.seeks.append("beginning")
+        self.at = 0
+
+
+def records(*offsets):
+    return [SimpleNamespace(offset=o) for o in offsets]
+
+
+def offsets_of(batches, tp):
+    return [r.offset for r in batches.get(tp, [])]
+
+
+def test_a_fetch_is_cut_at_a_gap_in_the_offsets_and_the_consumer_goes_back_to_it():
+    from sagaboard.kernel.gaps import OffsetGaps
+
+    gaps = OffsetGaps("stub")
+    consumer = ConsumerOfOnePartition(position=10)
+    tp = consumer.tp
+    asyncio.run(gaps.learn(consumer))
+    assert offsets_of(gaps.cut(consumer, {tp: records(10, 11, 12)}), tp) == [10, 11, 12] and consumer.seeks == []
+    assert offsets_of(gaps.cut(consumer, {tp: records(13, 14, 16, 17)}), tp) == [13, 14]  # 15 not readable yet
+    assert consumer.seeks == [15] and gaps.read_again == 1 and gaps.since
+    assert gaps.cut(consumer, {tp: records(16, 17)}) == {}  # still missing: back again, counted once
+    assert consumer.seeks == [15, 15] and gaps.read_again == 1
+    assert offsets_of(gaps.cut(consumer, {tp: records(15, 16, 17)}), tp) == [15, 16, 17]  # filled
+    assert not gaps.since and gaps.next[tp] == 18 and gaps.accepted == 0
+
+
+def test_a_gap_at_the_first_fetch_after_assignment_is_read_again_from_the_position():
+    from sagaboard.kernel.gaps import OffsetGaps
+
+    gaps = OffsetGaps("stub")
+    consumer = ConsumerOfOnePartition(position=7)
+    tp = consumer.tp
+    asyncio.run(gaps.learn(consumer))
+    assert gaps.cut(consumer, {tp: records(8, 9)}) == {} and consumer.seeks == [7]
+
+
+def test_a_position_moved_by_a_seek_elsewhere_is_taken_and_its_first_record_checked():
+    from sagaboard.kernel.gaps import OffsetGaps
+
+    gaps = OffsetGaps("stub")
+    consumer = ConsumerOfOnePartition(position=0)
+    tp = consumer.tp
+    asyncio.run(gaps.learn(consumer))
+    gaps.cut(consumer, {tp: records(0, 1, 2, 3)})
+    consumer.at = 0  # the runtime sent it back to 0 (a broker restart: a new log)
+    asyncio.run(gaps.learn(consumer))
+    assert gaps.next[tp] == 0
+    assert gaps.cut(consumer, {tp: records(1, 2)}) == {} and consumer.seeks == [0]  # 0 of the new log not readable yet
+    consumer.assigned = set()  # given up...
+    asyncio.run(gaps.learn(consumer))
+    assert tp not in gaps.next
+    consumer.assigned, consumer.at = {tp}, 40  # ...and assigned again, where a peer got to
+    asyncio.run(gaps.learn(consumer))
+    assert offsets_of(gaps.cut(consumer, {tp: records(40)}), tp) == [40] and consumer.seeks == [0]
+
+
+def test_records_from_a_position_moved_during_the_fetch_are_dropped_and_read_again_from_the_beginning():
+    from sagaboard.kernel.gaps import OffsetGaps
+
+    gaps = OffsetGaps("stub")
+    consumer = ConsumerOfOnePartition(position=50)
+    tp = consumer.tp
+    asyncio.run(gaps.learn(consumer))
+    # aiokafka assigned the partition anew during the fetch and reset it: records from 1, and
+    # nothing says whether its start (0) was skipped
+    assert gaps.cut(consumer, {tp: records(1, 2, 3)}) == {} and consumer.seeks == []
+    asyncio.run(gaps.learn(consumer))
+    assert consumer.seeks == ["beginning"] and gaps.next[tp] == 0
+    assert gaps.cut(consumer, {tp: records(1, 2, 3)}) == {} and consumer.seeks == ["beginning", 0]  # 0: read again
+
+
+def test_a_gap_that_never_fills_is_accepted_after_the_patience(caplog):
+    from sagaboard.kernel.gaps import OffsetGaps
+
+    gaps = OffsetGaps("stub", patience_seconds=0.05)
+    consumer = ConsumerOfOnePartition(position=0)
+    tp = consumer.tp
+    asyncio.run(gaps.learn(consumer))
+    assert gaps.cut(consumer, {tp: records(1, 2)}) == {}  # a transaction marker at 0, say
+    assert gaps.cut(consumer, {tp: records(1, 2)}) == {}
+    asyncio.run(asyncio.sleep(0.06))
+    assert offsets_of(gaps.cut(consumer, {tp: records(1, 2)}), tp) == [1, 2]
+    assert gaps.accepted == 1 and consumer.seeks == [0, 0] and gaps.next[tp] == 3
+    assert "still not readable" in caplog.text
+
+
+class ConsumerWithAGap(ConsumerOfOnePartition):
+    """A consumer whose broker answers the first fetch at offset 10 with 11 and 12 (10 not readable
+    yet: Tansu's race between producers), the next two with nothing (its read took longer than the
+    wait) and the last with 10, 11 and 12."""
+
+    def __init__(self):
+        super().__init__(position=10)
+        self._fetcher = SimpleNamespace(_fetch_max_wait_ms=5)  # as aiokafka 0.14.0 keeps it
+        self.answers = [records(11, 12), [], [], records(10, 11, 12)]
+
+    def highwater(self, tp):
+        return 13
+
+    def resume(self, *tps):
+        pass
+
+    def pause(self, *tps):
+        pass
+
+    async def getmany(self, timeout_ms: int, max_records: int):
+        await asyncio.sleep(0.001)
+        got = self.answers.pop(0)
+        if got:
+            self.at = got[-1].offset + 1
+        return {self.tp: got} if got else {}
+
+
+def test_parking_reads_a_gap_again_at_once_and_widens_its_wait_only_for_empty_answers(tmp_path):
+    from sagaboard.kernel.doorbell import Parking
+
+    parking = Parking(tmp_path, "stub", True, linger_ms=1, poll_ms=60_000, fetch_wait_ms=5)
+    consumer = ConsumerWithAGap()
+
+    async def scenario():
+        stopping = asyncio.Event()
+        answers, waits = [], []
+        for _ in range(4):  # no bell, the safety look a minute away: only `hot` makes these fetches
+            answers.append(await asyncio.wait_for(parking.fetch(consumer, stopping), 5))
+            waits.append(consumer._fetcher._fetch_max_wait_ms)
+        return answers, waits
+
+    parking.open()
+    try:
+        answers, waits = asyncio.run(scenario())
+    finally:
+        parking.close()
+    assert answers[:3] == [{}, {}, {}] and consumer.seeks == [10]
+    assert offsets_of(answers[3], consumer.tp) == [10, 11, 12]
+    # cut at a gap: records came, the wait stays; then two empty answers widen it; records narrow it
+    assert waits == [5, 10, 20, 15], waits
+
+
+class ConsumerWithAPositionOnItsWay(ConsumerOfOnePartition):
+    """Two partitions: the first's position is known, the second's is not yet (just assigned: its
+    committed offset is on its way)."""
+
+    def __init__(self):
+        super().__init__(position=3)
+        self.other = ("saga", 1)
+        self.assigned = {self.tp, self.other}
+        self.resumed: set = set()
+        self._fetcher = SimpleNamespace(_fetch_max_wait_ms=5)
+
+    async def position(self, tp):
+        if tp == self.other:
+            await asyncio.Event().wait()  # not known yet
+        return self.at
+
+    def highwater(self, tp):
+        return None
+
+    def resume(self, *tps):
+        self.resumed |= set(tps)
+
+    def pause(self, *tps):
+        self.resumed -= set(tps)
+
+    async def getmany(self, timeout_ms: int, max_records: int):
+        await asyncio.sleep(0.001)
+        fetched = {tp: records(self.at) for tp in self.resumed}  # only resumed partitions are fetched
+        self.at += 1
+        return fetched
+
+
+def test_a_partition_whose_position_is_not_known_yet_is_not_fetched():
+    from sagaboard.kernel.doorbell import Parking
+
+    consumer = ConsumerWithAPositionOnItsWay()
+
+    async def scenario(parking):
+        return await asyncio.wait_for(parking.fetch(consumer, asyncio.Event()), 5), parking.hot
+
+    for enabled in (True, False):
+        consumer.at, consumer.resumed = 3, set()
+        parking = Parking(Path(tempfile.mkdtemp()), "stub", enabled, linger_ms=1, poll_ms=60_000, fetch_wait_ms=5)
+        parking.open()
+        try:
+            got, hot = asyncio.run(scenario(parking))
+        finally:
+            parking.close()
+        assert set(got) == {consumer.tp} and offsets_of(got, consumer.tp) == [3], (enabled, got)
+        assert not enabled or hot, "it looks again soon: the other position is on its way"
+

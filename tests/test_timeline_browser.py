@@ -139,7 +139,14 @@ def check_touch(chromium, system, order_id: int) -> None:
         page = context.new_page()
         page.goto(f"http://127.0.0.1:{system.port}/sagas/{order_id}/")
         wait_live(page)
+        # "live" is the socket's state: its hello makes the page read the saga again 150 ms later
+        # and draw a new svg (sagaview.js, followLive); a gesture on the old one is lost (CI once
+        # read no box, and a pinch never zoomed). Gesture once that reading is done.
+        page.wait_for_load_state("networkidle")
+        last = system.get("/events", orderId=order_id)[-1]["eventId"]
+        page.locator(f"#chart svg .mark[data-event-id='{last}']").wait_for()
         box = page.locator("#chart svg").bounding_box()
+        assert box is not None, "the chart is drawn and visible"
         x, y = box["x"] + box["width"] / 2, box["y"] + 80
         cdp = context.new_cdp_session(page)
 

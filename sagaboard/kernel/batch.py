@@ -74,7 +74,7 @@ def inbox_row(delivery: Delivery, outcome, effects: dict | None = None) -> Inbox
     event, record = delivery.event, delivery.record
     return InboxRecord(event_id=event.eventId, event_type=event.eventType, order_id=event.orderId, outcome=outcome.kind,
                        reason=outcome.reason[:255], partition=record.partition, offset=record.offset,
-                       effect=effects or None, published_at_ms=getattr(record, "timestamp", None),
+                       effect=effects or None, published_at_ms=record.timestamp,
                        received_at_ms=delivery.received_at_ms)
 
 

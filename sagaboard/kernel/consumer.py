@@ -3,6 +3,7 @@
 It is made of small parts, each with one job:
 
 - `Parking` (doorbell.py): a consumer fetches when a doorbell rang, not in a poll loop;
+- `OffsetGaps` (gaps.py): a fetch that skipped an offset is cut there and the gap read again;
 - the fetch loop (here): records in, parsed once, into lanes, offsets noted;
 - `Lanes` (lanes.py): one FIFO per order id, so an order's events apply in order;
 - `apply_batch` (batch.py): a batch of lanes' front records in one transaction;
@@ -69,6 +70,7 @@ class Runtime:
         self.parking = doorbell.parking(service.name)
         self.ringer = doorbell.ringer()
         self.broker_epoch: str | None = None  # the embedded broker's start this consumer reads (broker.epoch)
+        self.lost_logs: set = set()  # partitions to read again from their beginning (Membership.notice_a_lost_log)
 
     async def in_io_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.io_thread, fn, *args)
@@ -160,6 +162,8 @@ class Runtime:
                 self.room.clear()
                 await self.room.wait()
                 continue
+            if self.lost_logs:
+                await self.read_lost_logs()
             batches = await self.parking.fetch(self.consumer, self.stopping)
             if self.broker_restarted():
                 continue  # what it fetched came from the old positions: read again from offset 0
@@ -206,12 +210,21 @@ class Runtime:
         self.broker_epoch = epoch
         for tp in self.consumer.assignment():
             log.warning("%s: the broker started again; reading %s from offset 0", self.service.name, tp)
-            offsets = self.offsets.of(tp)
-            offsets.committed = -1
-            offsets.restart(0)
+            self.offsets.read_again(tp)
             self.consumer.seek(tp, 0)
         self.partitions_changed()  # fetch at once
         return True
+
+    async def read_lost_logs(self) -> None:
+        """Read again from their beginning the partitions whose committed offsets the broker lost
+        (Membership.notice_a_lost_log). Every seek is made here, between two fetches, so that the
+        next fetch's first record is checked for a gap (sagaboard/kernel/gaps.py): a seek during a
+        fetch could bring records from the new position that nothing can check."""
+        tps, self.lost_logs = self.lost_logs & self.consumer.assignment(), set()
+        for tp in tps:
+            self.offsets.read_again(tp)
+        if tps:
+            await self.consumer.seek_to_beginning(*tps)
 
     def deliver(self, tp, record, received_ms: int) -> Delivery | None:
         """The delivery of a record taken at `received_ms` (ms since the epoch), or None when it is

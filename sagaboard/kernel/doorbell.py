@@ -20,6 +20,9 @@ a hash of SAGA_DATA_DIR when that path would be too long for a socket): two inst
 each other's bells. Ringing is one `sendto` of one byte per bell, non-blocking; a full bell (its
 owner is busy, not parked) or a dead one is skipped, and a dead one's socket file removed. A bell
 lost for any reason costs latency, never an event: the safety look (SAGA_IDLE_POLL_MS) finds it.
+A park also ends when a fetch sent during the looks is answered late with records (`late_answer`):
+a busy broker's answer can come after the looks a ring buys, and it would otherwise wait in
+aiokafka's buffer for the safety look (measured: about 300 such parks in 30 s at 400 orders/s).
 Processes on other machines (an external Kafka) are not rung; there, consumers do not park
 (SAGA_DOORBELLS is off), since a real Kafka's long poll answers as soon as data arrives: they
 fetch continuously with fetch_max_wait_ms as Kafka documents it.
@@ -29,15 +32,22 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
+import logging
 import os
 import socket
 import tempfile
 import time
 from pathlib import Path
 
+from .gaps import OffsetGaps
+
 MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux; leave room
 LISTING_SECONDS = 0.5  # how long a ringer trusts its listing of the bells
 LOOKS_AFTER_A_RING = 2  # more looks a consumer woken by a bell takes before it parks again
+MAX_FETCH_WAIT_MS = 1000  # how far Parking.adapt_wait() may widen a consumer's fetch wait
+POSITION_LOOK_SECONDS = 0.05  # how often a consumer looks while no partition's position is known yet
+
+log = logging.getLogger(__name__)
 
 
 def directory(data_dir: Path) -> Path:
@@ -142,23 +152,30 @@ class Parking:
     With doorbells (`enabled`), the consumer's partitions are paused between fetches: a fetch
     happens when the bell rang, when the previous one brought records, when `changed` is set (new
     partitions) or every `poll_ms`; never sooner than `linger_ms` after the previous one. Without,
-    it is aiokafka's continuous fetching (a real Kafka's long poll)."""
+    it is aiokafka's continuous fetching (a real Kafka's long poll). Either way each partition's
+    records come in offset order with no gap: a fetch is cut at a gap and the gap read again
+    (`gaps`, sagaboard/kernel/gaps.py: the embedded broker's race between producers)."""
 
     def __init__(self, where: Path, name: str, enabled: bool, linger_ms: int, poll_ms: int, fetch_wait_ms: int):
+        self.name = name
         self.enabled = enabled
         self.bell = Doorbell(where, name) if enabled else None
         self.linger = linger_ms / 1000
         self.poll = poll_ms / 1000
+        self.fetch_wait_ms = fetch_wait_ms  # the configured wait: adapt_wait() narrows back down to it
         # How long one look waits for records. While the partitions are resumed, aiokafka sends
         # the next fetch as soon as one comes back empty, so a long look is many fetches: a few
         # fetch waits is enough (a look that misses a slow answer leaves it buffered for the next).
-        self.timeout_ms = 4 * fetch_wait_ms + 5 if enabled else max(100, 2 * fetch_wait_ms)
+        self.timeout_ms = self.look_ms(fetch_wait_ms) if enabled else max(100, 2 * fetch_wait_ms)
+        self.widest = fetch_wait_ms
         self.hot = True  # the last fetch brought records: fetch again without waiting for a bell
         self.promised = 0  # looks left that a ring promised records for
         self.fetched_at = 0.0
         self.parked = 0  # how often it waited for a bell
         self.parked_since: float | None = None  # time.time() it began waiting for a bell, None while fetching
+        self.late_answers = 0  # parks ended by a fetch answered after its look (records, no ring)
         self.changed = asyncio.Event()
+        self.gaps = OffsetGaps(name)  # every fetch is cut at a gap in a partition's offsets (gaps.py)
 
     def open(self) -> None:
         if self.bell is not None:
@@ -172,15 +189,19 @@ class Parking:
         """The next records ({TopicPartition: [records]}); empty when stopping, when there are no
         partitions, or when a look found nothing."""
         if not self.enabled:
-            if not consumer.assignment():
+            assigned = consumer.assignment()
+            if not assigned:
                 await self._wait_for(stopping, self.changed, timeout=0.2)
                 return {}
-            return await consumer.getmany(timeout_ms=self.timeout_ms, max_records=max_records)
+            known = await self.gaps.learn(consumer)
+            consumer.pause(*(assigned - known))  # until their positions are known (gaps.py)
+            consumer.resume(*known)
+            return self.gaps.cut(consumer, await consumer.getmany(timeout_ms=self.timeout_ms, max_records=max_records))
         assigned = consumer.assignment()
-        if not assigned or not self.hot:
+        if not assigned or (not self.hot and not buffered(consumer)):
             self.parked += 1
             self.parked_since = self.parked_since or time.time()
-            rang = await self._wait_for(stopping, self.changed, bell=True, timeout=self.poll)
+            rang = await self._wait_for(stopping, self.changed, bell=True, timeout=self.poll, consumer=consumer)
             assigned = consumer.assignment()
             if not assigned or stopping.is_set():
                 return {}
@@ -191,30 +212,90 @@ class Parking:
             pause = self.fetched_at + self.linger - time.monotonic()
             if pause > 0:
                 await self._wait_for(stopping, timeout=pause)
+        known = await self.gaps.learn(consumer)  # a partition whose position is not known yet waits (gaps.py)
+        if not known:
+            self.hot = True
+            await self._wait_for(stopping, self.changed, timeout=POSITION_LOOK_SECONDS)
+            return {}
         self.fetched_at = time.monotonic()
-        consumer.resume(*assigned)
+        assigned = consumer.assignment()  # (learn() may have awaited)
+        consumer.pause(*(assigned - known))  # paused already, unless aiokafka assigned them itself
+        consumer.resume(*known)
         try:
             batches = await consumer.getmany(timeout_ms=self.timeout_ms, max_records=max_records)
         finally:
             # before anything else runs, so aiokafka sends no further fetch until the next cycle
             # (a response still on its way is kept, and handed out after the next resume)
             consumer.pause(*consumer.assignment())
-        if batches:
+        if batches:  # records came (if all were cut at a gap, it is read again at the next look)
             self.hot, self.parked_since, self.promised = True, None, 0
+            self.adapt_wait(consumer, widen=False)
+        elif await behind(consumer):
+            # the broker's answer says there are records this consumer has not read, yet it
+            # brought none: its read took longer than the fetch's wait. Wait longer, look again.
+            self.hot = True
+            self.adapt_wait(consumer, widen=True)
         elif self.promised > 0:
             self.promised -= 1
             self.hot = True
         else:
             self.hot = False
-        return batches
+        if len(known) < len(assigned):  # look again soon: their positions are on their way
+            self.hot = True
+        return self.gaps.cut(consumer, batches)
 
-    async def _wait_for(self, stopping: asyncio.Event, *events: asyncio.Event, bell: bool = False, timeout: float) -> bool:
-        """Wait for `stopping`, an event or (with `bell`) a ring, at most `timeout` s; True if it rang."""
+    def look_ms(self, wait_ms: int) -> int:
+        """How long a look lasts (ms) while each fetch waits `wait_ms`: a few of the configured
+        waits, and at least one whole current wait plus 5 ms."""
+        return max(4 * self.fetch_wait_ms + 5, wait_ms + 5)
+
+    def adapt_wait(self, consumer, widen: bool) -> None:
+        """Widen the consumer's fetch wait (×2, at most MAX_FETCH_WAIT_MS) after an answer that
+        brought nothing while records wait, or narrow it (×3/4, down to the configured
+        SAGA_KAFKA_FETCH_MAX_WAIT_MS) after one that brought records; a look lasts at least one
+        fetch wait. So the wait follows the broker's read time, about twice it at most.
+
+        Why (measured, `make bench-tansu`): the embedded broker (Tansu 0.6.0, memory storage)
+        reads a fetch by going through the partition's batches, about 0.6 ms per thousand, and
+        answers a fetch whose wait ran out first with no records and the high watermark. Past
+        about ten thousand batches in a partition a 5 ms wait brought nothing at all, and every
+        consumer fell further behind. A wait only bounds how long the broker holds a fetch with
+        nothing to return, but it cannot stay long: a fetch under way when a look ends is held
+        that long, and the next look's fetch waits for it. aiokafka 0.14.0 (pinned) reads its
+        fetcher's `_fetch_max_wait_ms` for every request; without it, nothing changes."""
+        fetcher = getattr(consumer, "_fetcher", None)
+        wait = getattr(fetcher, "_fetch_max_wait_ms", None)
+        if wait is None:
+            return
+        new = min(MAX_FETCH_WAIT_MS, 2 * wait) if widen else max(self.fetch_wait_ms, wait * 3 // 4)
+        if new == wait:
+            return
+        fetcher._fetch_max_wait_ms = new
+        self.timeout_ms = self.look_ms(new)
+        if new > self.widest:  # a few lines at most: each a new high
+            self.widest = new
+            log.warning("%s: the broker answered a fetch with no records while records wait; fetch wait %s → %s ms "
+                        "(the embedded broker reads a partition's whole log per fetch, slower as it grows)",
+                        self.name, wait, new)
+
+    async def _wait_for(self, stopping: asyncio.Event, *events: asyncio.Event, bell: bool = False, timeout: float,
+                        consumer=None) -> bool:
+        """Wait for `stopping`, an event, (with `bell`) a ring or (with `consumer`) the answer of a
+        fetch still under way bringing records, at most `timeout` s; True if it rang or records came."""
         waiters = [asyncio.ensure_future(e.wait()) for e in (stopping, *events)]
+        answered = late_answer(consumer) if consumer is not None else None
         ringing = asyncio.ensure_future(self.bell.wait(timeout)) if bell else None
-        await asyncio.wait([*waiters, *([ringing] if ringing else [])], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([*waiters, *(f for f in (ringing, answered) if f is not None)], timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
+        if answered is not None:
+            if answered.done() and not answered.cancelled():
+                self.late_answers += 1
+                if ringing is not None:
+                    ringing.cancel()
+                return True
+            answered.cancel()
         for event in events:
             event.clear()
         if ringing is None:
@@ -223,6 +304,54 @@ class Parking:
             return ringing.result()
         ringing.cancel()
         return False
+
+
+def buffered(consumer) -> bool:
+    """Whether the consumer holds fetched records not yet handed out (a fetch answered after its
+    look ended): the next look returns them at once, so there is no reason to park.
+
+    aiokafka 0.14.0 (pinned) keeps them in its fetcher's `_records`; a later version without it
+    reads as nothing buffered, and the safety look (SAGA_IDLE_POLL_MS) finds them."""
+    return bool(getattr(getattr(consumer, "_fetcher", None), "_records", None))
+
+
+async def unread(consumer) -> int:
+    """Records on the consumer's partitions that it has not read, from what the fetcher already
+    knows (each partition's last answer's high watermark minus its position; no request)."""
+    count = 0
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        try:
+            position = await asyncio.wait_for(consumer.position(tp), 0.05)
+        except Exception:  # no valid position yet (a reset is under way), or the partition just went
+            continue
+        count += max(0, high - position)
+    return count
+
+
+async def behind(consumer) -> bool:
+    """Whether the last fetch answer of some assigned partition gave a high watermark beyond the
+    consumer's position: records wait that it has not read.
+
+    Why: Tansu 0.6.0 answers a fetch whose wait ran out before it read the partition with no
+    records and the high watermark (Parking.adapt_wait); a consumer that then parked read them
+    only at a later look, seconds late (README, "Efficiency")."""
+    return await unread(consumer) > 0
+
+
+def late_answer(consumer) -> asyncio.Future | None:
+    """A future done when a fetch of `consumer` that is still under way comes back with records,
+    or None when this aiokafka cannot say (then only a ring or the safety look wakes a park).
+
+    Why: a look waits a few fetch waits (Parking.timeout_ms) and pauses the partitions when it
+    ends, but a fetch already sent is still answered. A busy broker's answer that comes after the
+    look is buffered, and without this a consumer that rang, looked and parked took it only at its
+    next safety look, 2 s later (README, "Efficiency": the one-at-a-time regression). aiokafka
+    0.14.0 (pinned) notifies its fetch waiters exactly when an answer added records."""
+    create = getattr(getattr(consumer, "_fetcher", None), "_create_fetch_waiter", None)
+    return create() if create is not None else None
 
 
 def parking(name: str) -> Parking:

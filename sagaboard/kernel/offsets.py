@@ -65,6 +65,13 @@ class OffsetTracker:
         offsets.received(offset)
         return not rewound
 
+    def read_again(self, tp) -> None:
+        """The partition's log is new (the broker lost it): what this process committed there
+        means nothing, and it is read again from its beginning (the caller seeks there)."""
+        offsets = self.of(tp)
+        offsets.committed = -1
+        offsets.restart(0)
+
     def finished(self, tp, offset: int) -> None:
         offsets = self.partitions.get(tp)
         if offsets is not None:  # None: the partition went to a peer meanwhile

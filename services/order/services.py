@@ -9,6 +9,11 @@ from .models import PENDING, REJECTED_OPERATOR, Order, StatusChange
 
 
 def place_order(*, holder_id: str, currency_id: str, amount: int, policy: str = "safe") -> Order:
+    """A new PENDING order of `amount` (in the currency `currency_id`) for `holder_id`, its first
+    status change and its OrderCreated in the outbox, in one transaction of the order database
+    (DESIGN.md: the outbox; the seed's POST /orders). Its deadline is SAGA_DEADLINE_SECONDS from
+    now, in ms since the epoch. The caller validated the fields (services/order/api.py); a
+    database error propagates and nothing is kept."""
     with transaction.atomic(using="order"):
         order = Order.objects.create(
             holder_id=holder_id,
