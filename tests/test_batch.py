@@ -1,6 +1,7 @@
 """Batches (sagaboard/kernel/batch.py) on the real database of the pass: many records in one
 transaction, each taking effect exactly once, a poison or failing record never taking the rest of
 its batch down, and the order within an order id kept."""
+import dataclasses
 import os
 import subprocess
 import sys
@@ -126,6 +127,38 @@ def test_an_abort_undoes_its_effects_records_its_outcome_and_leaves_the_others()
     assert outcomes == {1: "dropped", 2: "applied"}
     assert [(d.event.orderId, o.kind) for d, o in result.not_applied] == [(1, "dropped")]
     assert [r.order_id for r in result.emitted] == [2]
+
+
+def test_a_stop_during_a_batch_rolls_it_back_before_its_next_delivery():
+    """SIGTERM while a batch runs (faults.shutting_down, set by Runtime.stop): the batch stops at
+    its next delivery and rolls back whole, so a stop never waits for the rest of a batch; nothing
+    of it took effect, and all of it is applied when it is delivered again after the restart."""
+    from sagaboard.kernel import faults
+
+    service = make_service()
+    handler = service.handlers["OrderCreated"]
+    seen = []
+
+    def signalled_during_the_second(event, ctx):
+        seen.append(event.orderId)
+        if len(seen) == 2:
+            faults.shutting_down.set()
+        return handler.fn(event, ctx)
+
+    batch = [delivery(order_id, 100) for order_id in (1, 2, 3, 4)]
+    for d in batch:
+        d.handler = dataclasses.replace(handler, fn=signalled_during_the_second)
+    try:
+        with pytest.raises(faults.ShuttingDown):
+            apply_batch(service, batch)
+    finally:
+        faults.shutting_down.clear()
+    assert seen == [1, 2], "the third and fourth deliveries were not started"
+    assert Exchange.objects.count() == 0 and InboxRecord.objects.using(SERVICE).count() == 0
+    assert OutboxMessage.objects.using(SERVICE).count() == 0
+    for d in batch:
+        d.handler = handler
+    assert len(apply_batch(service, batch).finished) == 4 and Exchange.objects.count() == 4
 
 
 CRASH_MID_BATCH = """

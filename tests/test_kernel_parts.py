@@ -467,3 +467,19 @@ def test_a_partition_whose_position_is_not_known_yet_is_not_fetched():
         assert set(got) == {consumer.tp} and offsets_of(got, consumer.tp) == [3], (enabled, got)
         assert not enabled or hot, "it looks again soon: the other position is on its way"
 
+
+def test_the_stopped_line_says_where_a_stops_time_went():
+    """StopSteps: nothing before a stop was asked for (a runtime that ended on its own); after it,
+    the total and each step of at least 5 ms, in order, in seconds."""
+    from sagaboard.kernel import consumer
+
+    clock = iter([100.0, 100.25, 100.252, 101.752])
+    steps = consumer.StopSteps(clock=lambda: next(clock))
+    steps.lap("fetch")  # not stopping: not noted
+    assert str(steps) == "" and steps.laps == []
+    steps.start()  # 100.0
+    steps.lap("fetch")  # 250 ms to see the stop
+    steps.lap("commit")  # 2 ms: left out of the line
+    steps.lap("batch")  # 1.5 s
+    assert [step for step, _ in steps.laps] == ["fetch", "commit", "batch"]
+    assert str(steps) == " in 1.75 s (fetch 0.25, batch 1.50)"

@@ -136,7 +136,8 @@ def test_service_stopped_amid_a_backlog_exits_on_sigterm_and_catches_up(system):
     system.stop_service("point")  # amid the backlog
     log = system.log_path.read_text(errors="replace")
     assert "killing 'point'" not in log, "point had to be SIGKILLed"
-    assert stop_took(log, "point") < 3, f"point took {stop_took(log, 'point'):.1f} s to stop"
+    stopped = [line for line in log.splitlines() if " point INFO sagaboard.kernel.consumer: point stopped" in line][-1]
+    assert stop_took(log, "point") < 3, f"point took {stop_took(log, 'point'):.1f} s to stop: {stopped}"
     pending = [o for o in system.get("/orders") if o["id"] in set(ids) and o["status"] == "PENDING"]
     assert len(pending) >= BACKLOG // 4, "it stopped amid the backlog, leaving the rest for later"
     system.start_service("point")

@@ -43,6 +43,36 @@ MAX_IN_FLIGHT = 5000  # deliveries received and not finished before the fetch lo
 COMMIT_EVERY_SECONDS = 1.0  # offsets are committed at most this often while busy (always when idle)
 
 
+class StopSteps:
+    """Where the time between a process's 'stopping' and 'stopped' log lines went: each step's
+    seconds, in order. A stop must end well inside supervisord's stopwaitsecs
+    (sagaboard/supervision.py), or the process is SIGKILLed; the line says which step was slow.
+    Renders as '' when no stop was asked for (the runtime ended on its own, e.g. no broker)."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock  # seconds
+        self.began: float | None = None
+        self.at = 0.0
+        self.laps: list[tuple[str, float]] = []
+
+    def start(self) -> None:
+        if self.began is None:
+            self.began = self.at = self.clock()
+
+    def lap(self, step: str) -> None:
+        """Note that `step` ended now (ignored before start(): the process is not stopping)."""
+        if self.began is not None:
+            now = self.clock()
+            self.laps.append((step, now - self.at))
+            self.at = now
+
+    def __str__(self) -> str:
+        if self.began is None:
+            return ""
+        steps = ", ".join(f"{step} {seconds:.2f}" for step, seconds in self.laps if seconds >= 0.005)
+        return f" in {self.at - self.began:.2f} s" + (f" ({steps})" if steps else "")
+
+
 class Runtime:
     """One running process of a service: fetch loop, batch loop, publisher, relay, membership."""
 
@@ -71,6 +101,7 @@ class Runtime:
         self.ringer = doorbell.ringer()
         self.broker_epoch: str | None = None  # the embedded broker's start this consumer reads (broker.epoch)
         self.lost_logs: set = set()  # partitions to read again from their beginning (Membership.notice_a_lost_log)
+        self.stop_steps = StopSteps()  # where a stop's time went, for its 'stopped' log line
 
     async def in_io_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.io_thread, fn, *args)
@@ -109,28 +140,37 @@ class Runtime:
                 tasks += [self.watch(asyncio.create_task(fn(self), name=fn.__name__)) for fn in self.service.background]
                 batching = self.watch(asyncio.create_task(self.batch_loop(), name="batches"))
                 await self.fetch_loop()
-                try:  # the batch under way finishes (its records are otherwise redelivered)
+                self.stop_steps.lap("fetch")
+                try:  # the batch under way rolls back at its next delivery (apply_batch), or ends
                     await asyncio.wait_for(batching, 10)
                 except TimeoutError:
                     log.warning("%s: a batch was still running at stop; its records are redelivered", self.service.name)
                 except Exception:
                     pass  # the batch loop died: watch() said so and stopped the runtime
+                self.stop_steps.lap("batch")
             finally:
                 self.stopping.set()
                 for task in self.befores:
                     task.cancel()
                 await self.commit_offsets()
+                self.stop_steps.lap("commit")
                 await asyncio.gather(*tasks, return_exceptions=True)
+                self.stop_steps.lap("tasks")
                 await asyncio.gather(publishing, return_exceptions=True)
+                self.stop_steps.lap("publisher")
                 await self.membership.leave()  # its peers take the partitions at once
+                self.stop_steps.lap("leave")
                 await self.consumer.stop()
+                self.stop_steps.lap("consumer")
         finally:
             outbox.install(None)
             self.parking.close()
             await producer.stop()
+            self.stop_steps.lap("producer")
             self.db_thread.shutdown(wait=False, cancel_futures=True)
             self.io_thread.shutdown(wait=True)
-            log.info("%s stopped", self.service.name)
+            self.stop_steps.lap("threads")
+            log.info("%s stopped%s", self.service.name, self.stop_steps)
 
     def watch(self, task: asyncio.Task) -> asyncio.Task:
         """A part of the runtime that dies of an exception (a bug) stops the whole process, which
@@ -150,6 +190,7 @@ class Runtime:
 
     def stop(self) -> None:
         log.info("%s stopping", self.service.name)
+        self.stop_steps.start()
         faults.shutting_down.set()
         self.stopping.set()
         self.work.set()
@@ -299,6 +340,8 @@ class Runtime:
                 await self.in_db_thread(close_old_connections)
                 log.warning("%s database error, retrying a batch of %s: %s", self.service.name, len(batch), exc)
                 await asyncio.sleep(min(0.1 * attempt, 2.0))
+            except faults.ShuttingDown:
+                return  # rolled back at the stop (apply_batch): the batch is redelivered after the restart
             except RuntimeError:
                 if self.stopping.is_set():
                     return  # the database thread was shut down: the batch is redelivered later
