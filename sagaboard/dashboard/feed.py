@@ -173,11 +173,15 @@ class Feed:
         # seek to the end made before that was overridden by it (measured: position 0 after
         # seek_to_end, 3 of 3 runs), and every start of a web process pushed the topic's whole
         # history to every socket. So: its first positions, then the end.
-        for tp in consumer.assignment():
-            await consumer.position(tp)
+        await self.positions_known(consumer)
         await consumer.seek_to_end(*consumer.assignment())
-        for tp in consumer.assignment():
-            await consumer.position(tp)
+        await self.positions_known(consumer)
+
+    @staticmethod
+    async def positions_known(consumer) -> None:
+        """Wait until every assigned partition's position is known (aiokafka resets each one
+        after an assignment or a seek to an end)."""
+        await asyncio.gather(*(consumer.position(tp) for tp in consumer.assignment()))
 
     async def follow_a_new_log(self, consumer, seen: dict) -> None:
         """The embedded broker keeps nothing across a restart: the topic comes back empty and its

@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .gaps import OffsetGaps
+from .gaps import OffsetGaps, known_positions
 
 MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux; leave room
 LISTING_SECONDS = 0.5  # how long a ringer trusts its listing of the bells
@@ -193,9 +193,7 @@ class Parking:
             if not assigned:
                 await self._wait_for(stopping, self.changed, timeout=0.2)
                 return {}
-            known = await self.gaps.learn(consumer)
-            consumer.pause(*(assigned - known))  # until their positions are known (gaps.py)
-            consumer.resume(*known)
+            await self.resume_known(consumer)
             return self.gaps.cut(consumer, await consumer.getmany(timeout_ms=self.timeout_ms, max_records=max_records))
         assigned = consumer.assignment()
         if not assigned or (not self.hot and not buffered(consumer)):
@@ -212,15 +210,12 @@ class Parking:
             pause = self.fetched_at + self.linger - time.monotonic()
             if pause > 0:
                 await self._wait_for(stopping, timeout=pause)
-        known = await self.gaps.learn(consumer)  # a partition whose position is not known yet waits (gaps.py)
+        known, assigned = await self.resume_known(consumer)
         if not known:
             self.hot = True
             await self._wait_for(stopping, self.changed, timeout=POSITION_LOOK_SECONDS)
             return {}
         self.fetched_at = time.monotonic()
-        assigned = consumer.assignment()  # (learn() may have awaited)
-        consumer.pause(*(assigned - known))  # paused already, unless aiokafka assigned them itself
-        consumer.resume(*known)
         try:
             batches = await consumer.getmany(timeout_ms=self.timeout_ms, max_records=max_records)
         finally:
@@ -243,6 +238,16 @@ class Parking:
         if len(known) < len(assigned):  # look again soon: their positions are on their way
             self.hot = True
         return self.gaps.cut(consumer, batches)
+
+    async def resume_known(self, consumer) -> tuple[set, set]:
+        """Resume the assigned partitions whose position is known and pause the others until it
+        is, so that the first record of each is checked for a gap (gaps.py: a partition just
+        assigned, or sent to its beginning). Returns (known, assigned) TopicPartition sets."""
+        known = await self.gaps.learn(consumer)
+        assigned = consumer.assignment()  # after learn(), which may await
+        consumer.pause(*(assigned - known))  # paused already, unless aiokafka assigned them itself
+        consumer.resume(*known)
+        return known, assigned
 
     def look_ms(self, wait_ms: int) -> int:
         """How long a look lasts (ms) while each fetch waits `wait_ms`: a few of the configured
@@ -317,17 +322,13 @@ def buffered(consumer) -> bool:
 
 async def unread(consumer) -> int:
     """Records on the consumer's partitions that it has not read, from what the fetcher already
-    knows (each partition's last answer's high watermark minus its position; no request)."""
+    knows (each partition's last answer's high watermark minus its position; no request). A
+    partition with no known position yet (a reset under way) or no answer yet counts 0."""
     count = 0
-    for tp in consumer.assignment():
+    for tp, position in (await known_positions(consumer)).items():
         high = consumer.highwater(tp)
-        if high is None:
-            continue
-        try:
-            position = await asyncio.wait_for(consumer.position(tp), 0.05)
-        except Exception:  # no valid position yet (a reset is under way), or the partition just went
-            continue
-        count += max(0, high - position)
+        if high is not None:
+            count += max(0, high - position)
     return count
 
 
