@@ -52,9 +52,9 @@ class WholeResponse(WsgiToAsgiInstance):
     round trips to the event loop for every response (its start, its body, its end). Here the
     worker thread collects them and the event loop sends them after the one hop that ran Django:
     measured in process with a trivial WSGI app (medians of five runs), 456 µs of CPU per request
-    with asgiref's, 189 µs with this (README, "Efficiency"). The price is that a response is held whole in memory before
-    its first byte leaves: Sagaboard streams nothing over HTTP (live updates go over WebSockets),
-    and its largest responses are the vendored static files, a few hundred kB."""
+    with asgiref's, 189 µs with this (README, "Efficiency"). The price is that a response is held
+    whole in memory before its first byte leaves: Sagaboard streams nothing over HTTP (live updates
+    go over WebSockets), and its largest responses are the vendored static files, a few hundred kB."""
 
     async def __call__(self, scope, receive, send):
         self.messages: list[dict] = []

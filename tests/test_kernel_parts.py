@@ -483,3 +483,33 @@ def test_the_stopped_line_says_where_a_stops_time_went():
     steps.lap("batch")  # 1.5 s
     assert [step for step, _ in steps.laps] == ["fetch", "commit", "batch"]
     assert str(steps) == " in 1.75 s (fetch 0.25, batch 1.50)"
+
+
+def test_a_batch_rolled_back_at_a_stop_leaves_its_deliveries_unfinished_and_the_runtime_whole():
+    """apply_batch raises ShuttingDown when a stop comes mid-batch (tests/test_batch.py); the
+    runtime takes that as the end of the batch, not as a part that died (watch() would exit 70,
+    and supervisord would count a crash), and finishes none of its deliveries, so their offsets
+    stay uncommitted and they are redelivered after the restart."""
+    from sagaboard.kernel import faults
+    from sagaboard.kernel.consumer import Runtime
+    from sagaboard.kernel.service import Service
+
+    def stopped_mid_batch(deliveries):
+        raise faults.ShuttingDown()
+
+    async def scenario():
+        runtime = Runtime(Service("exchange"))
+        runtime.service.apply_batch = stopped_mid_batch
+        tp = ("saga", 0)
+        runtime.offsets.received(tp, 7)
+        runtime.in_flight = 1
+        batch = runtime.watch(asyncio.create_task(runtime.apply([SimpleNamespace(tp=tp, record=SimpleNamespace(offset=7))])))
+        await batch
+        await asyncio.sleep(0)  # watch()'s callback has run
+        assert runtime.failure is None and not runtime.stopping.is_set()
+        assert runtime.in_flight == 1 and runtime.handled == 0
+        assert runtime.offsets.to_commit({tp}) == {tp: 7}, "the commit stays before offset 7: it is read again"
+        runtime.db_thread.shutdown()
+        runtime.io_thread.shutdown()
+
+    asyncio.run(scenario())
