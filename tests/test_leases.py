@@ -3,6 +3,7 @@ partitions through leases in their own database, on the real database of the pas
 PostgreSQL). The system tests (two processes of every service, SIGKILLs in the soak) prove it
 end to end; these pin the rules down one step at a time."""
 import time
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -83,3 +84,25 @@ def test_the_relay_lease_is_one_of_them_and_not_a_partition():
     assert not leases.take(SERVICE, "relay", "b", 3.0)
     assert process("b").claim(PARTITIONS)[0] == {0, 1, 2, 3}
     assert Lease.objects.using(SERVICE).get(name="relay").holder == "a"
+
+
+def test_a_holder_whose_leases_ran_out_and_were_taken_notices_and_a_steady_claim_reads_no_lease():
+    """claim() reads the lease table only when its renewal renewed fewer leases than it held (or
+    it holds less than its share): a process stalled past its leases, whose peer took some of
+    them, must not go on consuming them."""
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    a = process("a")
+    assert a.claim(PARTITIONS) == ({0, 1, 2, 3}, set())
+    with CaptureQueriesContext(connections[SERVICE]) as steady:
+        assert a.claim(PARTITIONS) == ({0, 1, 2, 3}, set())
+    assert len(steady) == 2, [q["sql"] for q in steady]  # renew, and the live processes
+    # a stalls: its leases run out and its heartbeat goes stale
+    Lease.objects.using(SERVICE).filter(holder="a").update(expires_at=time.time() - 1)
+    ProcessHeartbeat.objects.using(SERVICE).filter(process="a").update(seen_at=timezone.now() - timedelta(seconds=10))
+    b = process("b")
+    assert b.claim(PARTITIONS) == ({0, 1, 2, 3}, set())  # a lone live process takes them all
+    beat("a")  # a wakes: its renewal renews none of them
+    assert a.claim(PARTITIONS) == (set(), set())
+    assert set(holders().values()) == {"b"}

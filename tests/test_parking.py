@@ -9,13 +9,15 @@ proxy that holds each of its answers back for DELAY seconds, so that every look 
 safety look is a minute away: the record must still arrive within seconds, woken by the answer.
 """
 import asyncio
+import contextlib
 import socket
 import subprocess
 import time
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from sagaboard.kernel import broker as kafka
 from sagaboard.kernel.broker import tansu_command
 from sagaboard.kernel.doorbell import Parking, Ringer
 from tests.system import free_port, wait_until
@@ -76,6 +78,33 @@ class SlowAnswers:
             task.add_done_callback(self.tasks.discard)
 
 
+def service_consumer(bootstrap: str, fetch_wait_ms: int):
+    """A consumer configured as the services' (sagaboard/kernel/broker.py), on `bootstrap`."""
+    return kafka.consumer(None, subscribe=False, bootstrap_servers=bootstrap, fetch_max_wait_ms=fetch_wait_ms)
+
+
+@contextlib.asynccontextmanager
+async def one_partition(bootstrap: str, topic: str):
+    """A new one-partition `topic` on `bootstrap`: yields (producer, consumer, tp), the consumer a
+    service's, assigned to the partition from offset 0 (not fetched yet); stops them after."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    consumer = service_consumer(bootstrap, FETCH_WAIT_MS)
+    try:
+        await admin.start()
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+        await producer.start()
+        await consumer.start()
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        yield producer, consumer, tp
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await admin.close()
+
+
 def listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -100,43 +129,29 @@ def test_a_parked_consumer_takes_an_answer_that_came_after_its_looks(tmp_path):
 
 async def _ring_a_parked_consumer(proxy: SlowAnswers, where) -> tuple[int, bool, float]:
     await proxy.start()
-    bootstrap = f"127.0.0.1:{proxy.port}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                fetch_max_wait_ms=FETCH_WAIT_MS)
     parking = Parking(where, "test", True, linger_ms=20, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=FETCH_WAIT_MS)
     stopping = asyncio.Event()
     try:
-        await admin.start()
-        await admin.create_topics([NewTopic(TOPIC, 1, 1)])
-        await producer.start()
-        await consumer.start()
-        tp = TopicPartition(TOPIC, 0)
-        consumer.assign([tp])
-        consumer.seek(tp, 0)
-        parking.open()
-        assert await parking.fetch(consumer, stopping) == {}  # a first look at an empty topic...
-        fetching = asyncio.create_task(parking.fetch(consumer, stopping))  # ...then it parks
-        await asyncio.sleep(2 * DELAY)  # the first look's answers are in, empty
-        parked_before_ring = parking.parked_since is not None and not fetching.done()
-        await producer.send_and_wait(TOPIC, b"the record", partition=0)
-        rang_at = time.monotonic()
-        Ringer(where).ring()
-        records = await asyncio.wait_for(fetching, SAFETY_LOOK_MS / 1000 * 2)
-        for _ in range(10):  # the bell's looks miss (each answer is DELAY late), then it parks again
-            if records:
-                break
-            records = await asyncio.wait_for(parking.fetch(consumer, stopping), SAFETY_LOOK_MS / 1000 * 2)
-        waited = time.monotonic() - rang_at
-        assert [r.value for r in records[tp]] == [b"the record"]
-        return parking.late_answers, parked_before_ring, waited
+        async with one_partition(f"127.0.0.1:{proxy.port}", TOPIC) as (producer, consumer, tp):
+            parking.open()
+            assert await parking.fetch(consumer, stopping) == {}  # a first look at an empty topic...
+            fetching = asyncio.create_task(parking.fetch(consumer, stopping))  # ...then it parks
+            await asyncio.sleep(2 * DELAY)  # the first look's answers are in, empty
+            parked_before_ring = parking.parked_since is not None and not fetching.done()
+            await producer.send_and_wait(TOPIC, b"the record", partition=0)
+            rang_at = time.monotonic()
+            Ringer(where).ring()
+            records = await asyncio.wait_for(fetching, SAFETY_LOOK_MS / 1000 * 2)
+            for _ in range(10):  # the bell's looks miss (each answer is DELAY late), then it parks again
+                if records:
+                    break
+                records = await asyncio.wait_for(parking.fetch(consumer, stopping), SAFETY_LOOK_MS / 1000 * 2)
+            waited = time.monotonic() - rang_at
+            assert [r.value for r in records[tp]] == [b"the record"]
+            return parking.late_answers, parked_before_ring, waited
     finally:
         stopping.set()
         parking.close()
-        await consumer.stop()
-        await producer.stop()
-        await admin.close()
         await proxy.stop()
 
 
@@ -163,7 +178,7 @@ LONG_LOG_BATCHES = 15_000
 async def _read_the_end_of_a_long_log(bootstrap: str, where) -> tuple[list[bytes], int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     producers = [AIOKafkaProducer(bootstrap_servers=bootstrap) for _ in range(4)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=1)
+    consumer = service_consumer(bootstrap, 1)
     parking = Parking(where, "test", True, linger_ms=20, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=1)
     stopping = asyncio.Event()
     try:
@@ -196,3 +211,88 @@ async def _read_the_end_of_a_long_log(bootstrap: str, where) -> tuple[list[bytes
         for producer in producers:
             await producer.stop()
         await admin.close()
+
+
+def test_a_parked_consumers_fetch_routine_sleeps_and_a_resume_still_fetches_at_once(broker):
+    """aiokafka's background fetch routine woke every 200 ms (its consumer_timeout_ms) even with
+    every partition paused: five wake-ups a second per parked consumer for nothing. The services'
+    consumers let it sleep up to FETCHER_WAKE_MS, since aiokafka wakes it for all it must do: here,
+    a resume after a park must still fetch the record at once, far inside that sleep."""
+    wakes, records = asyncio.run(_park_then_resume(broker))
+    assert wakes <= 2, f"the fetch routine of a parked consumer woke {wakes} times in {PARKED_SECONDS} s"
+    assert records == [b"after the park"], "a resume must wake the fetch routine (records within 1 s)"
+
+
+PARKED_SECONDS = 1.5
+
+
+async def _park_then_resume(bootstrap: str) -> tuple[int, list[bytes]]:
+    topic = f"parking.sleep.{free_port()}"
+    assert kafka.FETCHER_WAKE_MS >= 4000, "the sleep must be far longer than the 1 s this test waits for records"
+    async with one_partition(bootstrap, topic) as (producer, consumer, tp):
+        assert await consumer.getmany(timeout_ms=200) == {}  # the position is known, nothing to read
+        consumer.pause(tp)  # parked (Parking.fetch pauses every partition after each look)
+        await asyncio.sleep(0.3)  # a wait already under way ends
+        fetcher = consumer._fetcher  # aiokafka 0.14.0 (pinned): the routine asks this each time it wakes
+        plan, wakes = fetcher._get_actions_per_node, []
+
+        def counted(assignment):
+            wakes.append(time.monotonic())
+            return plan(assignment)
+
+        fetcher._get_actions_per_node = counted
+        await asyncio.sleep(PARKED_SECONDS)
+        parked_wakes = len(wakes)
+        await producer.send_and_wait(topic, b"after the park", partition=0)
+        consumer.resume(tp)
+        got = await consumer.getmany(tp, timeout_ms=1000)
+        return parked_wakes, [r.value for r in got.get(tp, [])]
+
+
+def test_a_safety_look_takes_one_fetch_and_still_finds_a_record_no_bell_announced(broker, tmp_path):
+    """A look no bell asked for (the safety look, every SAGA_IDLE_POLL_MS) waits for one fetch's
+    answer, not the several a rung look takes: on an idle system those looks were 2.2 of its
+    5.3 % of a core, most of it the embedded broker answering them. A record whose bell was lost
+    must still be found by such a look, on a real Tansu."""
+    fetches_per_look, quiet_looks, records = asyncio.run(_quiet_looks(broker, tmp_path))
+    assert quiet_looks >= 3, f"only {quiet_looks} safety looks in {QUIET_SECONDS} s at a {QUIET_POLL_MS} ms interval"
+    assert fetches_per_look < 3, f"a safety look sent {fetches_per_look:.1f} fetches (a rung look sends about 4)"
+    assert records == [b"no bell rang"]
+
+
+QUIET_POLL_MS = 200
+QUIET_SECONDS = 1.2
+
+
+async def _quiet_looks(bootstrap: str, where) -> tuple[float, int, list[bytes]]:
+    topic = f"parking.quiet.{free_port()}"
+    parking = Parking(where, "quiet", True, linger_ms=20, poll_ms=QUIET_POLL_MS, fetch_wait_ms=FETCH_WAIT_MS)
+    stopping = asyncio.Event()
+    try:
+        async with one_partition(bootstrap, topic) as (producer, consumer, tp):
+            parking.open()
+            while await parking.fetch(consumer, stopping) == {} and parking.hot:
+                pass  # the first looks (positions, the topic's emptiness), until it parks
+            fetcher = consumer._fetcher  # aiokafka 0.14.0 (pinned): each fetch request goes through this
+            send, sent = fetcher._proc_fetch_request, []
+
+            def counted(*args):
+                sent.append(1)
+                return send(*args)
+
+            fetcher._proc_fetch_request = counted
+            looks_before = parking.quiet_looks
+            deadline = time.monotonic() + QUIET_SECONDS
+            while time.monotonic() < deadline:
+                assert await asyncio.wait_for(parking.fetch(consumer, stopping), 5) == {}
+            looks = parking.quiet_looks - looks_before
+            await producer.send_and_wait(topic, b"no bell rang", partition=0)  # and no Ringer: a lost bell
+            got = {}
+            for _ in range(10):
+                got = await asyncio.wait_for(parking.fetch(consumer, stopping), 5)
+                if got:
+                    break
+            return len(sent) / max(looks, 1), looks, [r.value for r in got.get(tp, [])]
+    finally:
+        stopping.set()
+        parking.close()
