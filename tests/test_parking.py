@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from sagaboard.kernel import broker as kafka
 from sagaboard.kernel.broker import tansu_command
-from sagaboard.kernel.doorbell import Parking, Ringer
+from sagaboard.kernel.doorbell import FETCH_BURST, Parking, Ringer
 from tests.system import free_port, wait_until
 
 DELAY = 0.3  # seconds each answer of the broker is held back: longer than a wake's looks (about 0.12 s)
@@ -293,6 +293,86 @@ async def _quiet_looks(bootstrap: str, where) -> tuple[float, int, list[bytes]]:
                 if got:
                     break
             return len(sent) / max(looks, 1), looks, [r.value for r in got.get(tp, [])]
+    finally:
+        stopping.set()
+        parking.close()
+
+
+async def _fetch_one(parking: Parking, consumer, stopping, tp) -> list[bytes]:
+    """The values of the next fetch that brings records (a few looks at most)."""
+    for _ in range(10):
+        got = await asyncio.wait_for(parking.fetch(consumer, stopping), 10)
+        if got:
+            return [r.value for r in got[tp]]
+    return []
+
+
+def test_a_ring_ends_the_pause_after_records_while_fetches_are_sparse(broker, tmp_path):
+    """Every consumer reads every record, so each publish left every consumer in the pause
+    (SAGA_FETCH_LINGER_MS) that follows a fetch with records, and the next hop's record, rung a few
+    ms later, waited for that pause to end: about 5 ms of each hop of a lone order (a trace of 27
+    orders one at a time). Now, while the consumer has looked less than once per linger lately
+    (doorbell.FETCH_BURST), a ring ends the pause: the record comes at once, not after the linger."""
+    took = asyncio.run(_ring_during_the_pause(broker, tmp_path))
+    assert took < LONG_LINGER_MS / 1000 / 2, f"the record came {took:.2f} s after its ring: it waited out the pause"
+
+
+LONG_LINGER_MS = 2000  # far longer than a look: a pause of this length is unmistakable
+
+
+async def _ring_during_the_pause(bootstrap: str, where) -> float:
+    topic = f"parking.sparse.{free_port()}"
+    parking = Parking(where, "sparse", True, linger_ms=LONG_LINGER_MS, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=FETCH_WAIT_MS)
+    stopping = asyncio.Event()
+    try:
+        async with one_partition(bootstrap, topic) as (producer, consumer, tp):
+            parking.open()
+            await producer.send_and_wait(topic, b"first", partition=0)
+            assert await _fetch_one(parking, consumer, stopping, tp) == [b"first"]
+            fetching = asyncio.create_task(parking.fetch(consumer, stopping))  # the pause after records
+            await asyncio.sleep(0.1)
+            assert not fetching.done(), "right after a fetch with records it pauses"
+            await producer.send_and_wait(topic, b"second", partition=0)
+            rang_at = time.monotonic()
+            Ringer(where).ring()
+            got = await asyncio.wait_for(fetching, 10)
+            took = time.monotonic() - rang_at
+            assert [r.value for r in got.get(tp, [])] == [b"second"]
+            return took
+    finally:
+        stopping.set()
+        parking.close()
+
+
+def test_under_load_rings_do_not_end_the_pause_so_fetches_stay_a_linger_apart(broker, tmp_path):
+    """The other side: a consumer rung again and again (load) spends its burst of ring-started
+    looks (doorbell.FETCH_BURST), then waits out each pause, so that its fetches are at most one per
+    SAGA_FETCH_LINGER_MS on average and each carries many records (README, "Efficiency")."""
+    gaps = asyncio.run(_rung_under_load(broker, tmp_path))
+    assert all(gap < LINGER_UNDER_LOAD_MS / 1000 / 2 for gap in gaps[:FETCH_BURST - 1]), f"the burst's looks: {gaps}"
+    assert gaps[-1] >= 0.9 * LINGER_UNDER_LOAD_MS / 1000, f"after the burst a ring still ended the pause: {gaps}"
+
+
+LINGER_UNDER_LOAD_MS = 600
+
+
+async def _rung_under_load(bootstrap: str, where) -> list[float]:
+    topic = f"parking.load.{free_port()}"
+    parking = Parking(where, "load", True, linger_ms=LINGER_UNDER_LOAD_MS, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=FETCH_WAIT_MS)
+    stopping = asyncio.Event()
+    gaps = []
+    try:
+        async with one_partition(bootstrap, topic) as (producer, consumer, tp):
+            parking.open()
+            await producer.send_and_wait(topic, b"0", partition=0)
+            assert await _fetch_one(parking, consumer, stopping, tp) == [b"0"]
+            for n in range(1, FETCH_BURST + 1):
+                before = parking.fetched_at
+                await producer.send_and_wait(topic, str(n).encode(), partition=0)
+                Ringer(where).ring()
+                assert await _fetch_one(parking, consumer, stopping, tp) == [str(n).encode()]
+                gaps.append(parking.fetched_at - before)
+            return gaps
     finally:
         stopping.set()
         parking.close()

@@ -8,9 +8,10 @@ with no wait, 0.26 ms with a 1 ms wait, 0.6 ms with 10 ms and 1 ms with 50 ms. T
 polls by six consumers took a fifth of a core with nothing to do. So a consumer *parks* (`Parking`):
 its partitions stay paused, and it fetches only when a bell rings, when its last fetch brought
 records (there may be more), or when a slow safety look is due (SAGA_IDLE_POLL_MS). Each fetch
-has a short wait (SAGA_KAFKA_FETCH_MAX_WAIT_MS); while records keep coming, fetches are at least
+has a short wait (SAGA_KAFKA_FETCH_MAX_WAIT_MS); while records keep coming, fetches are about
 SAGA_FETCH_LINGER_MS apart, so under load each carries many records, while the first fetch after
-a park goes at once, so a lone order is not delayed. Every publisher of the saga topic in Sagaboard
+a park goes at once, and so does one rung while fetches are sparse (FETCH_BURST), so a lone order
+is not delayed. Every publisher of the saga topic in Sagaboard
 (the services' after-commit publishers and relays, the web process) rings after the broker
 acknowledged its records.
 
@@ -51,6 +52,11 @@ POSITION_LOOK_SECONDS = 0.05  # how often a consumer looks while no partition's 
 # an idle system, 5 services): the safety looks were 2.2 of its 5.3 % of a core, most of it the
 # embedded broker answering the four fetches of each 25 ms look.
 QUIET_LOOK_MARGIN_MS = 5  # measured: about 2 fetches per safety look instead of 4; idle 5.3 → 4.3 %
+# A ring ends the pause between two looks while the consumer has fetched less than one look per
+# SAGA_FETCH_LINGER_MS on average, with up to this many looks in a burst (a token bucket): a lone
+# order's event is fetched when it is rung, not after the pause that followed the previous
+# record, and under load the fetches are still at most one per linger on average.
+FETCH_BURST = 4
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +162,10 @@ class Parking:
 
     With doorbells (`enabled`), the consumer's partitions are paused between fetches: a fetch
     happens when the bell rang, when the previous one brought records, when `changed` is set (new
-    partitions) or every `poll_ms`; never sooner than `linger_ms` after the previous one. A look
+    partitions) or every `poll_ms`. A fetch follows the previous one after `linger_ms`, or sooner
+    when a ring comes while the consumer has looked less than once per `linger_ms` lately (up to
+    FETCH_BURST looks at once: `refill`), so a lone record is fetched when it is rung and a stream
+    of them about once per linger. A look
     no bell asked for (every `poll_ms`: the safety look) lasts one fetch wait plus
     QUIET_LOOK_MARGIN_MS, about two fetches, where a rung look lasts several waits. Without,
     it is aiokafka's continuous fetching (a real Kafka's long poll). Either way each partition's
@@ -180,6 +189,8 @@ class Parking:
         self.hot = True  # the last fetch brought records: fetch again without waiting for a bell
         self.promised = 0  # looks left that a ring promised records for
         self.fetched_at = 0.0
+        self.credit = float(FETCH_BURST)  # looks a ring may still start before the linger ends
+        self.credit_at = 0.0  # time.monotonic() the credit was counted at
         self.parked = 0  # how often it waited for a bell
         self.parked_since: float | None = None  # time.time() it began waiting for a bell, None while fetching
         self.late_answers = 0  # parks ended by a fetch answered after its look (records, no ring)
@@ -219,14 +230,17 @@ class Parking:
         else:  # busy: let records gather (waking from a park fetches at once, for latency)
             quiet = False
             pause = self.fetched_at + self.linger - time.monotonic()
-            if pause > 0:
+            if pause > 0 and self.refill() < 1:  # many looks lately: let records gather
                 await self._wait_for(stopping, timeout=pause)
+            elif pause > 0 and await self._wait_for(stopping, bell=True, timeout=pause, consumer=consumer):
+                self.promised = LOOKS_AFTER_A_RING  # rung during the pause: look now
         known, assigned = await self.resume_known(consumer)
         if not known:
             self.hot = True
             await self._wait_for(stopping, self.changed, timeout=POSITION_LOOK_SECONDS)
             return {}
         self.fetched_at = time.monotonic()
+        self.credit = max(0.0, self.refill() - 1)
         try:
             look_ms = self.wait_ms + QUIET_LOOK_MARGIN_MS if quiet else self.timeout_ms
             batches = await consumer.getmany(timeout_ms=look_ms, max_records=max_records)
@@ -251,6 +265,17 @@ class Parking:
         if len(known) < len(assigned):  # look again soon: their positions are on their way
             self.hot = True
         return self.gaps.cut(consumer, batches)
+
+    def refill(self) -> float:
+        """The looks a ring may start now, before the linger ends: one more per `linger` since
+        the last count, at most FETCH_BURST (a token bucket)."""
+        now = time.monotonic()
+        if self.linger > 0:
+            self.credit = min(float(FETCH_BURST), self.credit + (now - self.credit_at) / self.linger)
+        else:
+            self.credit = float(FETCH_BURST)
+        self.credit_at = now
+        return self.credit
 
     async def resume_known(self, consumer) -> tuple[set, set]:
         """Resume the assigned partitions whose position is known and pause the others until it
