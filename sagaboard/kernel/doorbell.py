@@ -55,7 +55,8 @@ QUIET_LOOK_MARGIN_MS = 5  # measured: about 2 fetches per safety look instead of
 # A ring ends the pause between two looks while the consumer has fetched less than one look per
 # SAGA_FETCH_LINGER_MS on average, with up to this many looks in a burst (a token bucket): a lone
 # order's event is fetched when it is rung, not after the pause that followed the previous
-# record, and under load the fetches are still at most one per linger on average.
+# record, and under load the fetches are still at most one per linger on average. Traced, 27
+# orders one at a time: a hop's ack → look 5.1–5.4 ms → 0.9–1.9 ms (README, "A lone order's hops").
 FETCH_BURST = 4
 
 log = logging.getLogger(__name__)
@@ -267,8 +268,9 @@ class Parking:
         return self.gaps.cut(consumer, batches)
 
     def refill(self) -> float:
-        """The looks a ring may start now, before the linger ends: one more per `linger` since
-        the last count, at most FETCH_BURST (a token bucket)."""
+        """The looks a ring may start now, before the linger ends (a float, 0 to FETCH_BURST):
+        one more per `linger` seconds since the last count, at most FETCH_BURST (a token bucket;
+        each look takes one)."""
         now = time.monotonic()
         if self.linger > 0:
             self.credit = min(float(FETCH_BURST), self.credit + (now - self.credit_at) / self.linger)

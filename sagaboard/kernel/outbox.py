@@ -44,7 +44,7 @@ IDLE_BACKOFF = 5
 RETRY_SECONDS = 0.5
 # A publisher lingers (SAGA_PUBLISH_LINGER_MS) only while it is busy: when it published this
 # recently. One idle longer sends at once, so a lone order's hops do not each wait the linger
-# (measured: 5.4–6.4 ms of each hop's ~20 ms, one order at a time; README, "Efficiency").
+# (traced: 5.4–6.4 ms of each hop's ~20 ms, one order at a time; README, "A lone order's hops").
 BUSY_SECONDS = 0.05
 
 # The publisher of this process, if it has one (set by the service runtime or the web process):
