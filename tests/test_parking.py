@@ -287,12 +287,7 @@ async def _quiet_looks(bootstrap: str, where) -> tuple[float, int, list[bytes]]:
                 assert await asyncio.wait_for(parking.fetch(consumer, stopping), 5) == {}
             looks = parking.quiet_looks - looks_before
             await producer.send_and_wait(topic, b"no bell rang", partition=0)  # and no Ringer: a lost bell
-            got = {}
-            for _ in range(10):
-                got = await asyncio.wait_for(parking.fetch(consumer, stopping), 5)
-                if got:
-                    break
-            return len(sent) / max(looks, 1), looks, [r.value for r in got.get(tp, [])]
+            return len(sent) / max(looks, 1), looks, await _fetch_one(parking, consumer, stopping, tp)
     finally:
         stopping.set()
         parking.close()
