@@ -166,17 +166,19 @@ SAGA_CONSISTENCY_GRACE_SECONDS = env.float("SAGA_CONSISTENCY_GRACE_SECONDS", def
 # not reach the broker), and looks for them this often (sagaboard/kernel/outbox.py).
 SAGA_OUTBOX_POLL_MS = env.int("SAGA_OUTBOX_POLL_MS", default=1000)
 # How consumers fetch (sagaboard/kernel/doorbell.py). With the embedded broker they park: they
-# fetch when a Sagaboard publisher rang their doorbell, when the last fetch brought records, or every
-# SAGA_IDLE_POLL_MS; each fetch waits at most SAGA_KAFKA_FETCH_MAX_WAIT_MS for data (Tansu works
-# while a fetch waits), and under load fetches are SAGA_FETCH_LINGER_MS apart so they carry many
-# records (while fetches are sparse, a ring ends that pause: doorbell.FETCH_BURST). With an external
+# fetch when a Sagaboard publisher rang their doorbell for an event type they handle, when the last
+# fetch brought records, or every SAGA_IDLE_POLL_MS; each fetch waits at most
+# SAGA_KAFKA_FETCH_MAX_WAIT_MS for data (Tansu works while a fetch waits), and under load fetches
+# are about SAGA_FETCH_LINGER_MS apart so they carry many records: the broker's and the services'
+# cost is per fetch, not per record (README, "Typed rings and a longer linger"). While fetches are
+# sparse, a ring ends that pause (doorbell.FETCH_BURST, EARLY_LOOK_SECONDS). With an external
 # Kafka they long-poll instead (fetch.max.wait.ms, as Kafka documents). A publisher that published
 # within the last 50 ms waits SAGA_PUBLISH_LINGER_MS so that more commits join one produce request;
 # an idle one sends at once (outbox.BUSY_SECONDS).
 SAGA_DOORBELLS = env.bool("SAGA_DOORBELLS", default=SAGA_EMBEDDED_BROKER)
 SAGA_KAFKA_FETCH_MAX_WAIT_MS = env.int("SAGA_KAFKA_FETCH_MAX_WAIT_MS", default=5 if SAGA_DOORBELLS else 500)
 SAGA_IDLE_POLL_MS = env.int("SAGA_IDLE_POLL_MS", default=2000)
-SAGA_FETCH_LINGER_MS = env.int("SAGA_FETCH_LINGER_MS", default=20)
+SAGA_FETCH_LINGER_MS = env.int("SAGA_FETCH_LINGER_MS", default=100)
 SAGA_PUBLISH_LINGER_MS = env.int("SAGA_PUBLISH_LINGER_MS", default=5)
 # A service process's hold on a partition (sagaboard/kernel/leases.py), renewed every second (a
 # third of it if shorter); a process that dies without a word gives its partitions up this long

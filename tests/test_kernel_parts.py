@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from sagaboard.kernel.doorbell import Doorbell, Ringer, directory
+import pytest
+
+from sagaboard.kernel.doorbell import EVERY_TYPE, MASK_BYTES, Doorbell, Ringer, directory, type_mask, type_ring
 from sagaboard.kernel.lanes import Lanes
 from sagaboard.kernel.offsets import OffsetTracker
 
@@ -121,6 +123,46 @@ def test_a_ring_wakes_a_parked_bell_and_a_silent_bell_times_out(tmp_path):
         bell.close()
         ringer.close()
     assert not bell.path.exists()
+
+
+def test_a_bell_wakes_only_for_the_event_types_its_consumer_handles(tmp_path):
+    """A ring names the event types published (doorbell.type_ring): the point service's consumer
+    sleeps through rings for OrderCreated and OrderPlaced, which it skips, and wakes for
+    ExchangeSucceeded; a ring that names no type (EVERY_TYPE), or that another version wrote,
+    wakes every consumer, and a consumer that wants everything (the monitor) takes every ring."""
+    where = tmp_path / "doorbells"
+    point = Doorbell(where, "point", type_mask({"ExchangeSucceeded", "ExchangeCompensated"}))
+    monitor = Doorbell(where, "monitor")
+    point.open()
+    monitor.open()
+    ringer = Ringer(where)
+    try:
+        async def scenario():
+            waiting = asyncio.create_task(point.wait(0.5))
+            await asyncio.sleep(0.05)
+            assert ringer.ring({"OrderCreated"}) == 2 and ringer.ring(["OrderPlaced", "OrderPlaced"]) == 2
+            assert await asyncio.wait_for(waiting, 2) is False, "woken by a ring for types it skips"
+            assert monitor.drain() == 2
+            waiting = asyncio.create_task(point.wait(5))
+            await asyncio.sleep(0.05)
+            ringer.ring({"OrderCreated"})
+            await asyncio.sleep(0.05)
+            assert not waiting.done(), "a ring for another type ended the wait"
+            ringer.ring({"PointUsed", "ExchangeSucceeded"})
+            assert await asyncio.wait_for(waiting, 2) is True
+            ringer.ring()  # names no type
+            ringer.ring({"not an event type"})  # a name this version does not know: every consumer
+            ringer.sock.sendto(b"\x00\x00\x00", str(point.path))  # another version's ring
+            return point.drain(), monitor.drain()
+
+        assert asyncio.run(scenario()) == (3, 4)
+    finally:
+        point.close()
+        monitor.close()
+        ringer.close()
+    assert type_ring({"OrderCreated"}) != EVERY_TYPE and len(type_ring({"OrderCreated"})) == MASK_BYTES != len(EVERY_TYPE)
+    with pytest.raises(ValueError):
+        type_mask({"OrderShipped"})
 
 
 def test_a_ringer_removes_the_bell_of_a_process_that_is_gone(tmp_path):

@@ -138,12 +138,13 @@ def test_an_idle_publisher_sends_at_once_and_a_busy_one_lingers_to_join_commits(
     """SAGA_PUBLISH_LINGER_MS lets more commits join one produce request, but an idle publisher
     paid it on every hop of a lone order (5.4-6.4 ms of each hop's ~20 ms, one order at a time).
     Now one that published nothing within outbox.BUSY_SECONDS sends at once; right after a
-    publish it still lingers, and what is committed meanwhile goes out in one produce request."""
+    publish it still lingers, and what is committed meanwhile goes out in one produce request.
+    After each ack it rings the doorbells with the event types it published (doorbell.type_ring)."""
     settings.KAFKA_BOOTSTRAP_SERVERS = broker
     settings.SAGA_TOPIC = f"{TOPIC}-{uuid.uuid4().hex[:6]}"
-    rows = []
-    for order_id in (11, 12, 13):
-        event = Event(eventType="OrderCreated", orderId=order_id, source="order",
+    rows, rang = [], []
+    for order_id, event_type in ((11, "OrderCreated"), (12, "OrderCreated"), (13, "OrderRejected")):
+        event = Event(eventType=event_type, orderId=order_id, source="order",
                       payload={"holderId": "a", "currencyId": "1", "amount": 1}, deadline=1)
         with transaction.atomic(using="order"):
             outbox.emit("order", event)  # no publisher installed: nothing is submitted
@@ -166,7 +167,7 @@ def test_an_idle_publisher_sends_at_once_and_a_busy_one_lingers_to_join_commits(
         producer = kafka.producer()
         await producer.start()
         thread = ThreadPoolExecutor(1)
-        publisher = outbox.Publisher(producer, settings.SAGA_TOPIC, thread, linger_ms=LINGER_MS)
+        publisher = outbox.Publisher(producer, settings.SAGA_TOPIC, thread, ring=rang.append, linger_ms=LINGER_MS)
         publishing = asyncio.create_task(publisher.run(stopping))
         try:
             await asyncio.sleep(0.1)
@@ -195,6 +196,7 @@ def test_an_idle_publisher_sends_at_once_and_a_busy_one_lingers_to_join_commits(
     assert idle_took < LINGER_MS / 1000 / 2, f"an idle publisher took {idle_took:.2f} s: it lingered"
     assert lingering == [1], "a busy publisher waits its linger before the next publish"
     assert sent_all == [1, 2], f"produce requests of {sent_all} rows: the two commits after a publish must join one"
+    assert rang == [{"OrderCreated"}, {"OrderCreated", "OrderRejected"}]
     assert OutboxMessage.objects.using("order").filter(published_at__isnull=True).count() == 0
 
 

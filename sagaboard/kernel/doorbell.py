@@ -6,21 +6,23 @@ of its wait, not when the data arrives (one bare consumer: 500 ms wait → p50 3
 hop), and it works while a fetch waits: measured here, an empty fetch costs it about 0.11 ms
 with no wait, 0.26 ms with a 1 ms wait, 0.6 ms with 10 ms and 1 ms with 50 ms. Ten-millisecond
 polls by six consumers took a fifth of a core with nothing to do. So a consumer *parks* (`Parking`):
-its partitions stay paused, and it fetches only when a bell rings, when its last fetch brought
-records (there may be more), or when a slow safety look is due (SAGA_IDLE_POLL_MS). Each fetch
-has a short wait (SAGA_KAFKA_FETCH_MAX_WAIT_MS); while records keep coming, fetches are about
-SAGA_FETCH_LINGER_MS apart, so under load each carries many records, while the first fetch after
-a park goes at once, and so does one rung while fetches are sparse (FETCH_BURST), so a lone order
-is not delayed. Every publisher of the saga topic in Sagaboard
-(the services' after-commit publishers and relays, the web process) rings after the broker
-acknowledged its records.
+its partitions stay paused, and it fetches only when a bell rings for an event type it handles,
+when its last fetch brought records (there may be more), or when a slow safety look is due
+(SAGA_IDLE_POLL_MS). Each fetch has a short wait (SAGA_KAFKA_FETCH_MAX_WAIT_MS); while records keep
+coming, fetches are about SAGA_FETCH_LINGER_MS apart, so under load each carries many records (the
+broker's work and each service's transaction are per fetch, not per record), while the first
+fetch after a park goes at once, and so does one rung while fetches are sparse (FETCH_BURST), so a
+lone order is not delayed. Every publisher of the saga topic in Sagaboard (the services'
+after-commit publishers and relays, the web process) rings after the broker acknowledged its
+records, naming the event types it published (`type_ring`).
 
 A bell is a Unix datagram socket per consuming process in one directory per Sagaboard instance
 (`SAGA_DATA_DIR/doorbells`, or a short directory under the system's temporary directory named by
 a hash of SAGA_DATA_DIR when that path would be too long for a socket): two instances never ring
-each other's bells. Ringing is one `sendto` of one byte per bell, non-blocking; a full bell (its
-owner is busy, not parked) or a dead one is skipped, and a dead one's socket file removed. A bell
-lost for any reason costs latency, never an event: the safety look (SAGA_IDLE_POLL_MS) finds it.
+each other's bells. Ringing is one `sendto` of two bytes (the types' mask) per bell, non-blocking;
+a full bell (its owner is busy, not parked) or a dead one is skipped, and a dead one's socket file
+removed. A bell lost for any reason costs latency, never an event: the safety look
+(SAGA_IDLE_POLL_MS) finds it.
 A park also ends when a fetch sent during the looks is answered late with records (`late_answer`):
 a busy broker's answer can come after the looks a ring buys, and it would otherwise wait in
 aiokafka's buffer for the safety look (measured: about 300 such parks in 30 s at 400 orders/s).
@@ -38,8 +40,10 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
+from .events import EVENT_TYPES
 from .gaps import OffsetGaps, known_positions
 
 MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux; leave room
@@ -52,14 +56,46 @@ POSITION_LOOK_SECONDS = 0.05  # how often a consumer looks while no partition's 
 # an idle system, 5 services): the safety looks were 2.2 of its 5.3 % of a core, most of it the
 # embedded broker answering the four fetches of each 25 ms look.
 QUIET_LOOK_MARGIN_MS = 5  # measured: about 2 fetches per safety look instead of 4; idle 5.3 → 4.3 %
-# A ring ends the pause between two looks while the consumer has fetched less than one look per
-# SAGA_FETCH_LINGER_MS on average, with up to this many looks in a burst (a token bucket): a lone
-# order's event is fetched when it is rung, not after the pause that followed the previous
-# record, and under load the fetches are still at most one per linger on average. Traced, 27
+# A ring ends the pause between two looks while the consumer has taken fewer than one early look
+# (sooner than a linger after the previous one) per EARLY_LOOK_SECONDS on average, with up to this
+# many in a burst (a token bucket): a lone order's event is fetched when it is rung, not after the
+# pause that followed the previous record, and under load a consumer looks about once per linger
+# plus once per EARLY_LOOK_SECONDS, however often it is rung. Traced, 27
 # orders one at a time: a hop's ack → look 5.1–5.4 ms → 0.9–1.9 ms (README, "A lone order's hops").
 FETCH_BURST = 4
+# One credit of that bucket comes back this often (or every linger, when SAGA_FETCH_LINGER_MS is
+# shorter): a lone order's stream rings each consumer about once per saga (60–90 ms apart, one at
+# a time), so its rings end the pause, while under load a consumer looks about once per linger
+# plus once per this, however often it is rung.
+EARLY_LOOK_SECONDS = 0.05
+# A ring names the event types published, as a bitmask over EVENT_TYPES (kernel/events.py), so a
+# consumer is woken only by records it handles: every publish rang all five consumers, and under
+# a lone order's stream each ring cost a look and a credit of FETCH_BURST (README, "Typed rings").
+TYPE_BITS = {name: 1 << n for n, name in enumerate(EVENT_TYPES)}
+MASK_BYTES = max(2, (len(TYPE_BITS) + 7) // 8)  # never 1 byte: that is EVERY_TYPE
+EVERY_TYPE = b"!"  # a ring that names no type (one byte): every consumer takes it
 
 log = logging.getLogger(__name__)
+
+
+def type_mask(event_types: Iterable[str]) -> int:
+    """The bits of `event_types` (names of kernel/events.py's EVENT_TYPES). ValueError for a name
+    that is not one."""
+    mask = 0
+    for name in event_types:
+        try:
+            mask |= TYPE_BITS[name]
+        except KeyError:
+            raise ValueError(f"unknown event type {name!r}") from None
+    return mask
+
+
+def type_ring(event_types: Iterable[str]) -> bytes:
+    """The datagram that rings for `event_types`; EVERY_TYPE if one of them is not a known type."""
+    try:
+        return type_mask(event_types).to_bytes(MASK_BYTES, "little")
+    except ValueError:
+        return EVERY_TYPE
 
 
 def directory(data_dir: Path) -> Path:
@@ -72,11 +108,13 @@ def directory(data_dir: Path) -> Path:
 
 
 class Doorbell:
-    """One consuming process's bell. `wait(timeout)` returns True when it rang (and empties it)."""
+    """One consuming process's bell. `wait(timeout)` returns True when it rang (and empties it).
+    `wants`: the event types the consumer handles, as a mask (`type_mask`); None: every ring."""
 
-    def __init__(self, where: Path, name: str):
+    def __init__(self, where: Path, name: str, wants: int | None = None):
         self.path = where / f"{name}-{os.getpid()}.bell"
         self.sock: socket.socket | None = None
+        self.wants = wants
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,30 +131,46 @@ class Doorbell:
         self.path.unlink(missing_ok=True)
 
     def drain(self) -> int:
-        """Empty the bell without waiting; how many rings it held."""
+        """Empty the bell without waiting; how many of the rings it held were for this consumer
+        (`takes`)."""
         rings = 0
         while True:
             try:
-                self.sock.recv(64)
+                rings += self.takes(self.sock.recv(64))
             except (BlockingIOError, InterruptedError):
                 return rings
-            rings += 1
+
+    def takes(self, ring: bytes) -> bool:
+        """Whether a ring is for this consumer: it names an event type the consumer wants (or the
+        consumer wants all), or it names none (EVERY_TYPE, or bytes this version cannot read)."""
+        if self.wants is None or len(ring) != MASK_BYTES:
+            return True
+        return bool(int.from_bytes(ring, "little") & self.wants)
 
     async def wait(self, timeout: float) -> bool:
-        """Wait until the bell rings or `timeout` seconds pass; True if it rang."""
+        """Wait until the bell rings for this consumer or `timeout` seconds pass; True if it rang.
+        Rings for event types it does not want are taken off the bell and waited past."""
         if self.drain():
             return True
         loop = asyncio.get_running_loop()
-        rang = loop.create_future()
+        deadline = loop.time() + timeout
+        readable = asyncio.Event()
         fd = self.sock.fileno()  # kept: close() may come while this waits
-        loop.add_reader(fd, lambda: rang.done() or rang.set_result(True))
+        loop.add_reader(fd, readable.set)
         try:
-            await asyncio.wait_for(rang, timeout)
-        except TimeoutError:
-            pass
+            while (left := deadline - loop.time()) > 0:
+                try:
+                    await asyncio.wait_for(readable.wait(), left)
+                except TimeoutError:
+                    return False
+                readable.clear()
+                if self.sock is None:
+                    return False
+                if self.drain():
+                    return True
+            return False
         finally:
             loop.remove_reader(fd)
-        return self.sock is not None and self.drain() > 0
 
 
 class Ringer:
@@ -129,8 +183,10 @@ class Ringer:
         self.bells: list[str] = []
         self.listed_at = 0.0
 
-    def ring(self) -> int:
-        """Ring them all; how many were rung."""
+    def ring(self, event_types: Iterable[str] | None = None) -> int:
+        """Ring them all, saying which event types were published (None: not said, every
+        consumer takes it); how many were rung."""
+        ring = EVERY_TYPE if event_types is None else type_ring(event_types)
         now = time.monotonic()
         if now - self.listed_at > LISTING_SECONDS:
             try:
@@ -141,7 +197,7 @@ class Ringer:
         rung = 0
         for bell in self.bells:
             try:
-                self.sock.sendto(b"!", bell)
+                self.sock.sendto(ring, bell)
                 rung += 1
             except (BlockingIOError, InterruptedError):
                 pass  # full: its owner is busy reading, not parked
@@ -164,20 +220,23 @@ class Parking:
     With doorbells (`enabled`), the consumer's partitions are paused between fetches: a fetch
     happens when the bell rang, when the previous one brought records, when `changed` is set (new
     partitions) or every `poll_ms`. A fetch follows the previous one after `linger_ms`, or sooner
-    when a ring comes while the consumer has looked less than once per `linger_ms` lately (up to
-    FETCH_BURST looks at once: `refill`), so a lone record is fetched when it is rung and a stream
-    of them about once per linger. A look
+    when a ring comes while the consumer has taken fewer than one such early look per `spacing`
+    lately (up to FETCH_BURST at once: `refill`), so a lone record is fetched when it is rung and a
+    stream of them about once per linger. Only rings for the event types in `wants` (None: all)
+    count. A look
     no bell asked for (every `poll_ms`: the safety look) lasts one fetch wait plus
     QUIET_LOOK_MARGIN_MS, about two fetches, where a rung look lasts several waits. Without,
     it is aiokafka's continuous fetching (a real Kafka's long poll). Either way each partition's
     records come in offset order with no gap: a fetch is cut at a gap and the gap read again
     (`gaps`, sagaboard/kernel/gaps.py: the embedded broker's race between producers)."""
 
-    def __init__(self, where: Path, name: str, enabled: bool, linger_ms: int, poll_ms: int, fetch_wait_ms: int):
+    def __init__(self, where: Path, name: str, enabled: bool, linger_ms: int, poll_ms: int, fetch_wait_ms: int,
+                 wants: Iterable[str] | None = None):
         self.name = name
         self.enabled = enabled
-        self.bell = Doorbell(where, name) if enabled else None
+        self.bell = Doorbell(where, name, None if wants is None else type_mask(wants)) if enabled else None
         self.linger = linger_ms / 1000
+        self.spacing = min(self.linger, EARLY_LOOK_SECONDS)  # the token bucket's refill interval (`refill`)
         self.poll = poll_ms / 1000
         self.fetch_wait_ms = fetch_wait_ms  # the configured wait: adapt_wait() narrows back down to it
         # How long one look waits for records. While the partitions are resumed, aiokafka sends
@@ -240,8 +299,10 @@ class Parking:
             self.hot = True
             await self._wait_for(stopping, self.changed, timeout=POSITION_LOOK_SECONDS)
             return {}
-        self.fetched_at = time.monotonic()
-        self.credit = max(0.0, self.refill() - 1)
+        now = time.monotonic()
+        early = now - self.fetched_at < self.linger  # only a look sooner than a linger takes a credit
+        self.fetched_at = now
+        self.credit = max(0.0, self.refill() - early)
         try:
             look_ms = self.wait_ms + QUIET_LOOK_MARGIN_MS if quiet else self.timeout_ms
             batches = await consumer.getmany(timeout_ms=look_ms, max_records=max_records)
@@ -269,11 +330,11 @@ class Parking:
 
     def refill(self) -> float:
         """The looks a ring may start now, before the linger ends (a float, 0 to FETCH_BURST):
-        one more per `linger` seconds since the last count, at most FETCH_BURST (a token bucket;
-        each look takes one)."""
+        one more per `spacing` seconds since the last count, at most FETCH_BURST (a token bucket;
+        each look sooner than a linger after the previous one takes one)."""
         now = time.monotonic()
-        if self.linger > 0:
-            self.credit = min(float(FETCH_BURST), self.credit + (now - self.credit_at) / self.linger)
+        if self.spacing > 0:
+            self.credit = min(float(FETCH_BURST), self.credit + (now - self.credit_at) / self.spacing)
         else:
             self.credit = float(FETCH_BURST)
         self.credit_at = now
@@ -395,12 +456,13 @@ def late_answer(consumer) -> asyncio.Future | None:
     return create() if create is not None else None
 
 
-def parking(name: str) -> Parking:
-    """The fetch cycle for a consumer called `name` of this instance, as the settings say."""
+def parking(name: str, wants: Iterable[str] | None = None) -> Parking:
+    """The fetch cycle for a consumer called `name` of this instance, as the settings say, woken by
+    rings for the event types it `wants` (None: every ring)."""
     from django.conf import settings
 
     return Parking(directory(settings.SAGA_DATA_DIR), name, settings.SAGA_DOORBELLS, settings.SAGA_FETCH_LINGER_MS,
-                   settings.SAGA_IDLE_POLL_MS, settings.SAGA_KAFKA_FETCH_MAX_WAIT_MS)
+                   settings.SAGA_IDLE_POLL_MS, settings.SAGA_KAFKA_FETCH_MAX_WAIT_MS, wants)
 
 
 def ringer() -> Ringer:

@@ -113,7 +113,8 @@ class Publisher:
     """Publishes the rows this process committed, right after each commit, in the order submitted.
 
     `submit()` may be called from any thread (a Django view's, a database thread); the rows are
-    sent from the event loop the publisher runs on and the doorbells rung (`ring`). A row the
+    sent from the event loop the publisher runs on and the doorbells rung (`ring`, called with the
+    set of event types published: doorbell.Ringer.ring). A row the
     broker does not take is retried here until it is, while the relay may publish it too after
     SAGA_OUTBOX_POLL_MS (a duplicate the inboxes drop). Rows sent are marked published in
     `executor`, gathered for MARK_SECONDS into one transaction per database: with SQLite every
@@ -198,7 +199,7 @@ class Publisher:
                     continue
             self.published_at = time.monotonic()
             if self.ring is not None:
-                self.ring()
+                self.ring({row.event_type for row in rows})
             for using, row in taken:
                 self.unmarked.setdefault(using, []).append(row)
             self.marks_due.set()
@@ -280,7 +281,7 @@ class Relay:
                 return total
             await publish(self.producer, self.topic, rows)
             if self.ring is not None:
-                self.ring()
+                self.ring({row.event_type for row in rows})
             await loop.run_in_executor(self.executor, mark_published, self.using, rows)
             self.published += len(rows)
             total += len(rows)
