@@ -1,6 +1,6 @@
 """What one handled event costs a service, in process: the saga's real handlers, batches of the
-size a busy consumer takes, on a fresh database of this run (SQLite, or PostgreSQL with
-DATABASE_URL). No broker and no other process: this is the handlers' and the batch's own cost
+size a busy consumer takes, on fresh SQLite databases of this run (DATABASE_URL is ignored, so a
+run never touches another's PostgreSQL databases). No broker and no other process: this is the handlers' and the batch's own cost
 (sagaboard/kernel/batch.py), the part of a service's CPU that ORM queries decide.
 
     python bench/handlers.py [--orders 2000] [--batch 50] [--repeats 5] [--profile exchange]
@@ -36,7 +36,9 @@ HOLDERS = 50
 
 
 def setup(data_dir: Path) -> None:
-    """Django on fresh databases in `data_dir` (SQLite) or fresh PostgreSQL databases."""
+    """Django on fresh SQLite databases in `data_dir`, migrated."""
+    for name in [n for n in os.environ if n.endswith("DATABASE_URL")]:
+        del os.environ[name]
     os.environ["SAGA_DATA_DIR"] = str(data_dir)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sagaboard.settings")
     import django
@@ -45,13 +47,9 @@ def setup(data_dir: Path) -> None:
     django.setup()
     settings.DEBUG = False  # as in a service process (runservice): no debug cursor
     from django.core.management import call_command
-    from django.test.utils import setup_databases
 
-    if os.environ.get("DATABASE_URL"):
-        setup_databases(verbosity=0, interactive=False, aliases=set(settings.DATABASES))  # test_ databases
-    else:
-        for alias in settings.DATABASES:
-            call_command("migrate", database=alias, verbosity=0)
+    for alias in settings.DATABASES:
+        call_command("migrate", database=alias, verbosity=0)
 
 
 def saga_events(first_order: int, count: int):

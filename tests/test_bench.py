@@ -71,3 +71,17 @@ def test_the_tansu_scan_bench_prints_a_row_per_size():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if re.match(r"\s+(50|200)  ", line)]
     assert len(rows) == 2 and all(" ms " in row and " of 10" in row for row in rows), done.stdout
+
+
+def test_the_handlers_bench_prints_time_and_queries_per_event_for_every_step():
+    """bench/handlers.py: the saga's real handlers in process; each step applies every event
+    (it asserts none failed) and makes at least one query per event."""
+    done = subprocess.run([sys.executable, "bench/handlers.py", "--orders", "20", "--batch", "5", "--repeats", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = re.findall(r"^(\w+)\s+(\w+)\s+([\d.]+)\s+([\d.]+)$", done.stdout, re.M)
+    assert [(service, event) for service, event, _, _ in rows] == [
+        ("exchange", "OrderCreated"), ("point", "ExchangeSucceeded"), ("order", "PointUsed"),
+        ("deadline", "OrderCreated"), ("deadline", "OrderPlaced")], done.stdout
+    assert all(float(ms) > 0 and float(queries) >= 1 for _, _, ms, queries in rows), done.stdout
+    assert "all steps" in done.stdout
