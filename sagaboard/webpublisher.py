@@ -29,10 +29,19 @@ class WebPublisher:
         self.hooked = False
 
     def ensure_started(self) -> None:
-        """Start in the running event loop (the server's) if not running yet."""
+        """Start in the running event loop (the server's) if not running yet. The publisher takes
+        rows at once, before its producer has connected: the request that starts it commits its
+        rows in a worker thread meanwhile, and without it they waited for the relay (seconds:
+        the first order after a web restart was rejected by its deadline in CI)."""
         if self.task is None or self.task.done():
             self.stopping = asyncio.Event()
-            self.task = asyncio.create_task(self.run(), name="web-publisher")
+            ringer = doorbell.ringer()
+            publisher = outbox.Publisher(broker.producer(), settings.SAGA_TOPIC,
+                                         ThreadPoolExecutor(1, thread_name_prefix="web-outbox"), ring=ringer.ring,
+                                         linger_ms=settings.SAGA_PUBLISH_LINGER_MS)
+            publisher.accept(asyncio.get_running_loop())
+            outbox.install(publisher)
+            self.task = asyncio.create_task(self.run(publisher, ringer), name="web-publisher")
             self.stop_with_server()
 
     def stop_with_server(self) -> None:
@@ -50,27 +59,26 @@ class WebPublisher:
         if self.task is not None:
             await asyncio.gather(self.task, return_exceptions=True)
 
-    async def run(self) -> None:
+    async def run(self, publisher: outbox.Publisher, ringer: doorbell.Ringer) -> None:
+        """Connect `publisher`'s producer and publish until stopped. If the broker is not this
+        instance's, or the process stops first, the rows it took stay unpublished in the outboxes
+        for the relays."""
+        producer, started = publisher.producer, False
         try:
             if not await broker.verify_broker(self.stopping):
                 return
+            started = await broker.start_with_retry(producer, "web publisher", self.stopping)
+            if started:
+                await publisher.run(self.stopping)
         except broker.ForeignBroker as exc:  # the rows stay in the outboxes: nothing goes to another instance
             log.critical("web publisher: %s", exc)
-            return
-        producer = broker.producer()
-        if not await broker.start_with_retry(producer, "web publisher", self.stopping):
-            return
-        marker = ThreadPoolExecutor(1, thread_name_prefix="web-outbox")
-        ringer = doorbell.ringer()
-        publisher = outbox.Publisher(producer, settings.SAGA_TOPIC, marker, ring=ringer.ring, linger_ms=settings.SAGA_PUBLISH_LINGER_MS)
-        outbox.install(publisher)
-        try:
-            await publisher.run(self.stopping)
         finally:
             outbox.install(None)
-            await producer.stop()
-            marker.submit(connections.close_all).result()
-            marker.shutdown()
+            publisher.accept(None)
+            if started:
+                await producer.stop()
+            publisher.executor.submit(connections.close_all).result()
+            publisher.executor.shutdown()
             ringer.close()
 
 

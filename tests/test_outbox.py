@@ -227,3 +227,44 @@ def test_the_web_publishes_what_it_commits_and_leftovers_leave_in_order_on_resta
     for rows in by_partition.values():  # within a partition, the offsets follow the writing order
         assert [oid for _, oid in sorted(rows)] == sorted(oid for _, oid in rows)
     assert system.balance("outbox") == 400
+
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_web_publisher_takes_the_commits_of_the_request_that_starts_it(broker, settings, monkeypatch):
+    """A web process starts its publisher with its first HTTP request (sagaboard/asgi.py), and
+    that request commits in a worker thread while the publisher's producer still connects. Its
+    rows used to be left to the relay, seconds later: after a web restart in CI, the first order
+    outlived its 2 s deadline. Here the commit comes before the publisher's task has run at all;
+    the publisher must still send it once connected."""
+    from sagaboard.webpublisher import WebPublisher
+
+    settings.KAFKA_BOOTSTRAP_SERVERS = broker
+    settings.SAGA_CLUSTER_ID = ""  # the test's own broker, not an instance's
+    settings.SAGA_TOPIC = f"{TOPIC}-{uuid.uuid4().hex[:6]}"
+    event = Event(eventType="OrderCreated", orderId=21, source="order",
+                  payload={"holderId": "a", "currencyId": "1", "amount": 1}, deadline=1)
+    with transaction.atomic(using="order"):
+        outbox.emit("order", event)  # no publisher installed yet: nothing is submitted
+    row = OutboxMessage.objects.using("order").get(event_id=event.eventId)
+    sent, real_publish = [], outbox.publish
+
+    async def counted(producer, topic, batch):
+        await real_publish(producer, topic, batch)
+        sent.extend(r.event_id for r in batch)
+
+    monkeypatch.setattr(outbox, "publish", counted)
+
+    async def scenario():
+        web = WebPublisher()
+        web.ensure_started()
+        outbox.after_commit("order", [row])  # the first request's commit, before the task has run
+        try:
+            deadline = time.monotonic() + 15
+            while not sent and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            await web.stop()
+        return list(sent)
+
+    assert asyncio.run(scenario()) == [row.event_id]

@@ -140,6 +140,12 @@ class Publisher:
         self.published = 0
         self.published_at = float("-inf")  # time.monotonic() of the last publish (BUSY_SECONDS)
 
+    def accept(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Take rows from now on, before `run` starts on `loop`: they wait in the queue until it
+        sends them (a process's first commits come while its producer still connects). None: take
+        no more (they are left to the relay)."""
+        self.loop = loop
+
     def submit(self, using: str, rows: list[OutboxMessage]) -> None:
         loop = self.loop
         if loop is None:
