@@ -1,7 +1,8 @@
 """What one handled event costs a service, in process: the saga's real handlers, batches of the
 size a busy consumer takes, on fresh SQLite databases of this run (DATABASE_URL is ignored, so a
-run never touches another's PostgreSQL databases). No broker and no other process: this is the handlers' and the batch's own cost
-(sagaboard/kernel/batch.py), the part of a service's CPU that ORM queries decide.
+run never touches another's PostgreSQL databases). No broker and no other process: this is the
+handlers' and the batch's own cost (sagaboard/kernel/batch.py), the part of a service's CPU that
+ORM queries decide.
 
     python bench/handlers.py [--orders 2000] [--batch 50] [--repeats 5] [--profile exchange]
 
@@ -126,7 +127,8 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--profile", choices=[s for s, _ in STEPS], help="print pyinstrument's tree of one run")
+    parser.add_argument("--profile", choices=list(dict.fromkeys(s for s, _ in STEPS)),
+                        help="print pyinstrument's tree of one run")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="sagaboard-handlers-"))
     try:

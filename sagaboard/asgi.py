@@ -4,7 +4,6 @@ publisher of what its requests commit (sagaboard/webpublisher.py).
 WebSockets go through AllowedHostsOriginValidator (a page of another origin may not open one) and
 AuthMiddlewareStack (the session's user, which the consumers ask sagaboard.access about)."""
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext
@@ -81,15 +80,6 @@ class WholeWsgiToAsgi(WsgiToAsgi):
 
 django_asgi = WholeWsgiToAsgi(get_wsgi_application())
 workers = Workers(settings.SAGA_WEB_THREADS)
-
-if "twisted.internet.reactor" in sys.modules:  # under Daphne
-    # The SAGA_WEB_PROCESSES Daphne processes accept from one listening socket (supervisord's
-    # fcgi-program). Twisted accepts up to 100 connections per wake-up, so the first process woken
-    # took a client's whole pool of keep-alive connections and the others idled; one at a time
-    # spreads them.
-    from twisted.internet import tcp
-
-    tcp.Port.numberAccepts = 1
 
 
 async def http(scope, receive, send):

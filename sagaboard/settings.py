@@ -172,14 +172,15 @@ SAGA_OUTBOX_POLL_MS = env.int("SAGA_OUTBOX_POLL_MS", default=1000)
 # are about SAGA_FETCH_LINGER_MS apart so they carry many records: the broker's and the services'
 # cost is per fetch, not per record (README, "Typed rings and a longer linger"). While fetches are
 # sparse, a ring ends that pause (doorbell.FETCH_BURST, EARLY_LOOK_SECONDS). With an external
-# Kafka they long-poll instead (fetch.max.wait.ms, as Kafka documents). A publisher that published
-# within the last 50 ms waits SAGA_PUBLISH_LINGER_MS so that more commits join one produce request;
-# an idle one sends at once (outbox.BUSY_SECONDS).
+# Kafka they long-poll instead (fetch.max.wait.ms, as Kafka documents). A publisher whose last two
+# publishes were less than two lingers apart waits SAGA_PUBLISH_LINGER_MS so that more commits
+# join one produce request; an idle one, and one that publishes once per lone order, sends at once
+# (outbox.Publisher.busy; 25 ms: README, "One read of a batch's orders, and a lone order's publishes").
 SAGA_DOORBELLS = env.bool("SAGA_DOORBELLS", default=SAGA_EMBEDDED_BROKER)
 SAGA_KAFKA_FETCH_MAX_WAIT_MS = env.int("SAGA_KAFKA_FETCH_MAX_WAIT_MS", default=5 if SAGA_DOORBELLS else 500)
 SAGA_IDLE_POLL_MS = env.int("SAGA_IDLE_POLL_MS", default=2000)
 SAGA_FETCH_LINGER_MS = env.int("SAGA_FETCH_LINGER_MS", default=100)
-SAGA_PUBLISH_LINGER_MS = env.int("SAGA_PUBLISH_LINGER_MS", default=5)
+SAGA_PUBLISH_LINGER_MS = env.int("SAGA_PUBLISH_LINGER_MS", default=25)
 # A service process's hold on a partition (sagaboard/kernel/leases.py), renewed every second (a
 # third of it if shorter); a process that dies without a word gives its partitions up this long
 # after its last renewal.

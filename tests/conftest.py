@@ -30,7 +30,7 @@ def broker():
     import subprocess
 
     from sagaboard.kernel.broker import tansu_command
-    from tests.system import free_port, wait_until
+    from tests.system import free_port, listening, wait_until
 
     port = free_port()
     from django.conf import settings
@@ -38,13 +38,7 @@ def broker():
     # with this test process's cluster id, so its kernel tests may use it as their embedded broker
     proc = subprocess.Popen(tansu_command(port, settings.SAGA_CLUSTER_ID), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def listening():
-        import socket
-
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    wait_until(listening, 10, 0.05, "the broker to listen")
+    wait_until(lambda: listening(port), 10, 0.05, "the broker to listen")
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)

@@ -26,6 +26,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening(port: int) -> bool:
+    """Whether something on 127.0.0.1 takes TCP connections at `port` now."""
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
     """Poll `predicate` until it returns something truthy; bounded in time."""
     end = time.monotonic() + timeout
@@ -158,6 +164,13 @@ class System:
         conf = Path(self.env["SAGA_DATA_DIR"]) / "supervisord.conf"
         return subprocess.run([str(Path(sys.executable).with_name("supervisorctl")), "-c", str(conf), *args],
                               capture_output=True, text=True, timeout=60).stdout
+
+    def restart_broker(self, timeout: float = 30) -> None:
+        """Restart the embedded broker and wait until it takes connections again. supervisord calls
+        it running after `startsecs` (1 s), which on a loaded machine can come before Tansu listens."""
+        out = self.supervisorctl("restart", "broker")
+        assert "broker: started" in out, out
+        wait_until(lambda: listening(self.broker_port), timeout, 0.1, f"the broker to listen on port {self.broker_port} again")
 
     def manage(self, *args: str) -> str:
         """A management command against this system's databases (createsuperuser, drf_create_token,

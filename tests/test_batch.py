@@ -195,3 +195,126 @@ def test_a_crash_in_the_middle_of_a_batch_leaves_nothing_of_it(settings):
     assert OutboxMessage.objects.using(SERVICE).count() == 0
     result = apply_batch(make_service(), [delivery(1, 100), delivery(2, 200)])  # redelivered after the restart
     assert len(result.finished) == 2 and Exchange.objects.count() == 2
+
+
+def saga_delivery(service: Service, event: Event) -> Delivery:
+    """A record of `event` for one of the saga's real services, with that service's handler."""
+    record = ConsumerRecord("t", 0, next(offsets), 0, 0, event.key, event.to_bytes(), None, 0, 0,
+                            [("type", event.eventType.encode())])
+    return Delivery("tp", record, event=event, handler=service.handlers[event.eventType])
+
+
+def exchanged(order_id: int, point: str = "10.00") -> Event:
+    return Event(eventType="ExchangeSucceeded", orderId=order_id, source="exchange", policy="safe", deadline=2**42,
+                 payload={"holderId": "h", "currencyId": "1", "amount": 10, "point": point})
+
+
+def test_a_batch_looks_up_each_model_once_for_its_orders_first_events():
+    """Batch lookups (Context.has, kernel/service.py): the point service's checks for a tombstone
+    and a spend on ten orders take one query per model for the whole batch, not one per event,
+    and each order's points are spent once."""
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    from services.point.models import Account, Spend
+    from services.point.saga import service as point
+    from services.point.services import grant_points
+
+    grant_points(holder_id="h", point="1000")
+    batch = [saga_delivery(point, exchanged(order_id)) for order_id in range(100, 110)]
+    with CaptureQueriesContext(connections["point"]) as queries:
+        result = apply_batch(point, batch)
+    assert result.finished == batch and not result.not_applied
+    lookups = [q["sql"] for q in queries
+               if q["sql"].startswith("SELECT") and ("tombstone" in q["sql"] or "spend" in q["sql"])]
+    assert len(lookups) == 2 and all(" IN (" in sql for sql in lookups), lookups
+    assert Spend.objects.count() == 10 and Account.objects.get(holder_id="h").point == 900
+
+
+def test_a_later_event_of_an_order_in_the_same_batch_sees_what_the_earlier_one_did():
+    """The batch's lookups are a snapshot taken at the first ask, valid only for orders none of
+    whose events has run in the batch yet: a second ExchangeSucceeded of the same order (another
+    event id, so the inbox lets it through) must see the spend the first made in this very
+    batch, and be ignored, not spend the points again."""
+    from services.point.models import Account, Spend
+    from services.point.saga import service as point
+    from services.point.services import grant_points
+
+    grant_points(holder_id="h", point="1000")
+    first, other, again = (saga_delivery(point, exchanged(order_id)) for order_id in (200, 201, 200))
+    result = apply_batch(point, [first, other, again])
+    assert result.finished == [first, other, again] and not result.failed
+    assert [(d, o.reason) for d, o in result.not_applied] == [(again, "points were already spent on this order")]
+    assert Spend.objects.count() == 2 and Account.objects.get(holder_id="h").point == 980
+
+
+def test_the_order_service_reads_its_batchs_orders_in_one_query_and_a_later_event_sees_the_change():
+    """Batch rows (Context.row, kernel/service.py): the order service's PointUsed on ten orders
+    reads the ten orders in one query for the batch, not one per event; a DeadlineReached of one
+    of them behind its PointUsed in the same batch reads the order again and finds it APPROVED."""
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    from services.order.models import APPROVED, Order
+    from services.order.saga import service as order
+    from services.order.services import place_order
+
+    ids = [place_order(holder_id="h", currency_id="1", amount=10).id for _ in range(10)]
+
+    def used(order_id: int) -> Event:
+        return Event(eventType="PointUsed", orderId=order_id, source="point", policy="safe", deadline=2**42,
+                     payload={"holderId": "h", "point": "10.00"})
+
+    late = Event(eventType="DeadlineReached", orderId=ids[0], source="deadline", policy="safe", deadline=2**42, payload={})
+    batch = [saga_delivery(order, used(order_id)) for order_id in ids] + [saga_delivery(order, late)]
+    with CaptureQueriesContext(connections["order"]) as queries:
+        result = apply_batch(order, batch)
+    assert result.finished == batch and not result.failed
+    assert [(d, o.reason) for d, o in result.not_applied] == [(batch[-1], f"order is already {APPROVED}")]
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "order_order"' in q["sql"]]
+    assert len(reads) == 2 and " IN (" in reads[0] and " IN (" not in reads[1], reads
+    if connections["order"].features.has_select_for_update:  # PostgreSQL: the rows stay locked, as before
+        assert all(sql.endswith("FOR UPDATE") for sql in reads), reads
+    assert set(Order.objects.filter(pk__in=ids).values_list("status", flat=True)) == {APPROVED}
+
+
+@pytest.mark.postgres
+def test_a_failing_handler_in_the_savepoint_pass_leaves_the_other_orders_rows_locked():
+    """PostgreSQL releases the row locks taken inside a savepoint that is rolled back. On the
+    batch's second pass every delivery runs in a savepoint of its own, so the batch's orders may
+    not be locked together at one handler's ask (`BatchLookups.shared_locks`): had the failing
+    first handler locked them all, the next handler would get its order unlocked, and an
+    operator's rejection could commit under it. Each event locks its own row there."""
+    import psycopg
+    from django.db import connections
+
+    from services.order.models import Order
+    from services.order.services import place_order
+
+    if connections["order"].vendor != "postgresql":
+        pytest.skip("PostgreSQL's row locks: the PostgreSQL pass of `make test` runs it")
+    unlucky, other = (place_order(holder_id="h", currency_id="1", amount=amount).id for amount in (13, 10))
+    service = Service("order")
+    locked = {}
+
+    def locked_elsewhere(order_id: int) -> bool:
+        with psycopg.connect(**connections["order"].get_connection_params(), autocommit=True) as peer:
+            try:
+                peer.execute('SELECT id FROM "order_order" WHERE id = %s FOR UPDATE NOWAIT', [order_id])
+                return False
+            except psycopg.errors.LockNotAvailable:
+                return True
+
+    @service.handles("PointUsed")
+    def approve(event, ctx):
+        order = ctx.row(Order)
+        if order.amount == 13:
+            raise Boom("unlucky")
+        locked[order.id] = locked_elsewhere(order.id)
+
+    batch = [saga_delivery(service, Event(eventType="PointUsed", orderId=order_id, source="point", policy="safe",
+                                          deadline=2**42, payload={"holderId": "h", "point": "10.00"}))
+             for order_id in (unlucky, other)]
+    result = apply_batch(service, batch)
+    assert result.failed == [batch[0]] and result.finished == [batch[1]]
+    assert locked == {other: True}, "the other order's row was not locked while its handler ran"

@@ -3,14 +3,13 @@ table and finds every saga consistent. No figure is checked against a threshold:
 measured by the bench, never gated by a test."""
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.system import ROOT
+from tests.system import ROOT, listening
 
 pytestmark = pytest.mark.system
 
@@ -34,11 +33,6 @@ def test_a_tiny_bench_completes_and_prints_every_figure(tmp_path):
     for figure in FIGURES:
         assert figure in done.stdout, f"{figure!r} missing from:\n{done.stdout}"
     assert "consistent: " in done.stdout and "INCONSISTENT" not in done.stdout
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_sigterm_stops_the_bench_and_the_system_it_started():

@@ -37,7 +37,7 @@ def test_event_log_survives_a_broker_restart_and_sagas_go_on(system):
     logged = system.get("/events", orderId=before["id"])
     end = logged[-1]["offset"] + 1  # where every consumer got to in the old log
     assert end >= 4
-    system.supervisorctl("restart", "broker")
+    system.restart_broker()
     assert system.get("/events", orderId=before["id"]) == logged
     spacers = [f"restart spacer {n}, not an event".encode() for n in range(end - 2)]
     asyncio.run(spacers_first(f"127.0.0.1:{system.broker_port}", spacers))

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sagaboard.kernel.doorbell import EVERY_TYPE, MASK_BYTES, Doorbell, Ringer, directory, type_mask, type_ring
+from sagaboard.kernel.doorbell import EVERY_TYPE, MASK_BYTES, Doorbell, Ringer, directory, type_mask, type_ring, wanted_by
 from sagaboard.kernel.lanes import Lanes
 from sagaboard.kernel.offsets import OffsetTracker
 
@@ -129,10 +129,16 @@ def test_a_bell_wakes_only_for_the_event_types_its_consumer_handles(tmp_path):
     """A ring names the event types published (doorbell.type_ring): the point service's consumer
     sleeps through rings for OrderCreated and OrderPlaced, which it skips, and wakes for
     ExchangeSucceeded; a ring that names no type (EVERY_TYPE), or that another version wrote,
-    wakes every consumer, and a consumer that wants everything (the monitor) takes every ring."""
+    wakes every consumer, and a consumer that wants everything (the monitor) takes every ring.
+    The masks are the services' own (`Service.wants`, as kernel/consumer.py passes them)."""
+    from services.monitor.saga import service as monitor_service
+    from services.point.saga import service as point_service
+
+    assert point_service.wants() == {"ExchangeSucceeded", "ExchangeCompensated", "OrderRejected", "PointsAdjusted"}
+    assert monitor_service.wants() is None
     where = tmp_path / "doorbells"
-    point = Doorbell(where, "point", type_mask({"ExchangeSucceeded", "ExchangeCompensated"}))
-    monitor = Doorbell(where, "monitor")
+    point = Doorbell(where, "point", type_mask(point_service.wants()))
+    monitor = Doorbell(where, "monitor", None)
     point.open()
     monitor.open()
     ringer = Ringer(where)
@@ -140,9 +146,15 @@ def test_a_bell_wakes_only_for_the_event_types_its_consumer_handles(tmp_path):
         async def scenario():
             waiting = asyncio.create_task(point.wait(0.5))
             await asyncio.sleep(0.05)
-            assert ringer.ring({"OrderCreated"}) == 2 and ringer.ring(["OrderPlaced", "OrderPlaced"]) == 2
+            # rings for types the point service skips are not even sent to its bell (Ringer.ring)
+            assert ringer.ring({"OrderCreated"}) == 1 and ringer.ring(["OrderPlaced", "OrderPlaced"]) == 1
             assert await asyncio.wait_for(waiting, 2) is False, "woken by a ring for types it skips"
             assert monitor.drain() == 2
+            # a ringer of a version that rings every bell: the bell itself drops what it skips
+            waiting = asyncio.create_task(point.wait(0.3))
+            await asyncio.sleep(0.05)
+            ringer.sock.sendto(type_ring({"OrderCreated"}), str(point.path))
+            assert await asyncio.wait_for(waiting, 2) is False, "woken by a ring for a type it skips"
             waiting = asyncio.create_task(point.wait(5))
             await asyncio.sleep(0.05)
             ringer.ring({"OrderCreated"})
@@ -163,6 +175,37 @@ def test_a_bell_wakes_only_for_the_event_types_its_consumer_handles(tmp_path):
     assert type_ring({"OrderCreated"}) != EVERY_TYPE and len(type_ring({"OrderCreated"})) == MASK_BYTES != len(EVERY_TYPE)
     with pytest.raises(ValueError):
         type_mask({"OrderShipped"})
+
+
+def test_rings_for_types_a_busy_consumer_skips_never_crowd_out_the_one_it_wants(tmp_path):
+    """A bell holds at most net.unix.max_dgram_qlen rings (10 by default) while its consumer is
+    busy, and a ringer skips a full one. The order service's consumer, busy, is not rung for the
+    many OrderCreated that the web publishes; the one PointUsed rung after them is still in its
+    bell when it parks, so it wakes at once. Before, every ring went to every bell: the
+    OrderCreated rings filled it, the PointUsed ring was dropped, and the record waited for the
+    safety look (README, "Lost rings and late empty answers")."""
+    from services.order.saga import service as order_service
+
+    where = tmp_path / "doorbells"
+    order = Doorbell(where, "order", type_mask(order_service.wants()))
+    order.open()
+    ringer = Ringer(where)
+    try:
+        queue_length = int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())
+        for _ in range(queue_length + 5):
+            ringer.ring({"OrderCreated"})
+        assert ringer.ring({"PointUsed"}) == 1
+
+        async def parks():
+            return await order.wait(0.2)
+
+        assert asyncio.run(parks()) is True, "the PointUsed ring was lost"
+    finally:
+        order.close()
+        ringer.close()
+    assert wanted_by(order.path.name) == type_mask(order_service.wants())
+    assert wanted_by(f"monitor-{os.getpid()}.bell") is None
+    assert wanted_by("point-12.wants-zz.bell") is None  # a mask this version cannot read: every ring
 
 
 def test_a_ringer_removes_the_bell_of_a_process_that_is_gone(tmp_path):

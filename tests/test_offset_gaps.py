@@ -17,8 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from sagaboard.kernel.broker import tansu_command
 from sagaboard.kernel.doorbell import Parking, Ringer
-from tests.system import free_port, wait_until
-from tests.test_parking import listening
+from tests.system import free_port, listening, wait_until
 
 TOPIC = "gaps.test"
 PRODUCERS = 4

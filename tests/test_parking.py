@@ -10,7 +10,6 @@ safety look is a minute away: the record must still arrive within seconds, woken
 """
 import asyncio
 import contextlib
-import socket
 import subprocess
 import time
 
@@ -19,11 +18,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from sagaboard.kernel import broker as kafka
 from sagaboard.kernel.broker import tansu_command
-from sagaboard.kernel.doorbell import FETCH_BURST, Parking, Ringer
-from tests.system import free_port, wait_until
+from sagaboard.kernel.doorbell import EARLY_LOOK_SECONDS, FETCH_BURST, Parking, Ringer, behind
+from tests.system import free_port, listening, wait_until
 
 DELAY = 0.3  # seconds each answer of the broker is held back: longer than a wake's looks (about 0.12 s)
 SAFETY_LOOK_MS = 60_000
+WAKE_LIMIT_SECONDS = 15  # how long a test waits for a record a late answer should wake the consumer for
 FETCH_WAIT_MS = 5
 TOPIC = "parking.test"
 
@@ -35,6 +35,7 @@ class SlowAnswers:
     def __init__(self, upstream_port: int):
         self.upstream_port = upstream_port
         self.port = free_port()
+        self.delay = DELAY  # seconds; set to 0 to pass answers on at once
         self.server = None
         self.tasks: set[asyncio.Task] = set()
 
@@ -59,7 +60,7 @@ class SlowAnswers:
 
         async def read_answers():
             while data := await up_r.read(65536):
-                queue.put_nowait((time.monotonic() + DELAY, data))
+                queue.put_nowait((time.monotonic() + self.delay, data))
             queue.put_nowait((0, b""))
 
         async def send_answers():
@@ -105,23 +106,48 @@ async def one_partition(bootstrap: str, topic: str):
         await admin.close()
 
 
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+@contextlib.contextmanager
+def opened(parking: Parking):
+    """Open `parking`'s bell and yield the `stopping` event its fetches take; after, set it and
+    close the bell."""
+    stopping = asyncio.Event()
+    parking.open()
+    try:
+        yield stopping
+    finally:
+        stopping.set()
+        parking.close()
 
 
-def test_a_parked_consumer_takes_an_answer_that_came_after_its_looks(tmp_path):
+def ring(where) -> None:
+    """Ring every bell in `where` once, as a publisher does, and close the ringer's socket."""
+    ringer = Ringer(where)
+    try:
+        ringer.ring()
+    finally:
+        ringer.close()
+
+
+@contextlib.contextmanager
+def tansu_behind_slow_answers():
+    """A real Tansu that every client reaches through a SlowAnswers proxy (its advertised listener
+    is the proxy's port): yields the proxy, not started yet; stops the broker after."""
     broker_port = free_port()
     proxy = SlowAnswers(broker_port)
     command = tansu_command(broker_port)
-    command[command.index("--advertised-listener-url") + 1] = f"tcp://127.0.0.1:{proxy.port}"  # every client goes through the proxy
+    command[command.index("--advertised-listener-url") + 1] = f"tcp://127.0.0.1:{proxy.port}"
     broker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: listening(broker_port), 10, 0.05, "the broker to listen")
-        late, parked_before_ring, waited = asyncio.run(_ring_a_parked_consumer(proxy, tmp_path))
+        yield proxy
     finally:
         broker.terminate()
         broker.wait(10)
+
+
+def test_a_parked_consumer_takes_an_answer_that_came_after_its_looks(tmp_path):
+    with tansu_behind_slow_answers() as proxy:
+        late, parked_before_ring, waited = asyncio.run(_ring_a_parked_consumer(proxy, tmp_path))
     assert parked_before_ring, "the consumer must be parked when the bell rings"
     assert waited < SAFETY_LOOK_MS / 1000 / 4, f"the record came after {waited:.1f} s: only the safety look found it"
     assert late >= 1, "the park must have ended by the late answer, not by the bell's looks"
@@ -130,28 +156,25 @@ def test_a_parked_consumer_takes_an_answer_that_came_after_its_looks(tmp_path):
 async def _ring_a_parked_consumer(proxy: SlowAnswers, where) -> tuple[int, bool, float]:
     await proxy.start()
     parking = Parking(where, "test", True, linger_ms=20, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=FETCH_WAIT_MS)
-    stopping = asyncio.Event()
     try:
-        async with one_partition(f"127.0.0.1:{proxy.port}", TOPIC) as (producer, consumer, tp):
-            parking.open()
-            assert await parking.fetch(consumer, stopping) == {}  # a first look at an empty topic...
-            fetching = asyncio.create_task(parking.fetch(consumer, stopping))  # ...then it parks
-            await asyncio.sleep(2 * DELAY)  # the first look's answers are in, empty
-            parked_before_ring = parking.parked_since is not None and not fetching.done()
-            await producer.send_and_wait(TOPIC, b"the record", partition=0)
-            rang_at = time.monotonic()
-            Ringer(where).ring()
-            records = await asyncio.wait_for(fetching, SAFETY_LOOK_MS / 1000 * 2)
-            for _ in range(10):  # the bell's looks miss (each answer is DELAY late), then it parks again
-                if records:
-                    break
-                records = await asyncio.wait_for(parking.fetch(consumer, stopping), SAFETY_LOOK_MS / 1000 * 2)
-            waited = time.monotonic() - rang_at
-            assert [r.value for r in records[tp]] == [b"the record"]
-            return parking.late_answers, parked_before_ring, waited
+        with opened(parking) as stopping:
+            async with one_partition(f"127.0.0.1:{proxy.port}", TOPIC) as (producer, consumer, tp):
+                assert await parking.fetch(consumer, stopping) == {}  # a first look at an empty topic...
+                fetching = asyncio.create_task(parking.fetch(consumer, stopping))  # ...then it parks
+                await asyncio.sleep(2 * DELAY)  # the first look's answers are in, empty
+                parked_before_ring = parking.parked_since is not None and not fetching.done()
+                await producer.send_and_wait(TOPIC, b"the record", partition=0)
+                rang_at = time.monotonic()
+                ring(where)
+                records = await asyncio.wait_for(fetching, SAFETY_LOOK_MS / 1000 * 2)
+                for _ in range(10):  # the bell's looks miss (each answer is DELAY late), then it parks again
+                    if records:
+                        break
+                    records = await asyncio.wait_for(parking.fetch(consumer, stopping), SAFETY_LOOK_MS / 1000 * 2)
+                waited = time.monotonic() - rang_at
+                assert [r.value for r in records[tp]] == [b"the record"]
+                return parking.late_answers, parked_before_ring, waited
     finally:
-        stopping.set()
-        parking.close()
         await proxy.stop()
 
 
@@ -175,12 +198,15 @@ def test_a_consumer_of_a_long_log_widens_its_fetch_wait_and_gets_its_records(tmp
 LONG_LOG_BATCHES = 15_000
 
 
-async def _read_the_end_of_a_long_log(bootstrap: str, where) -> tuple[list[bytes], int]:
+@contextlib.asynccontextmanager
+async def a_long_log(bootstrap: str):
+    """TOPIC, one partition, with LONG_LOG_BATCHES records of 200 bytes, one batch each (four
+    producers, each sending and waiting one record at a time): yields (producer, consumer, tp),
+    the consumer a service's with a 1 ms fetch wait, assigned to the partition and started, its
+    position not set. Stops them after."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     producers = [AIOKafkaProducer(bootstrap_servers=bootstrap) for _ in range(4)]
     consumer = service_consumer(bootstrap, 1)
-    parking = Parking(where, "test", True, linger_ms=20, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=1)
-    stopping = asyncio.Event()
     try:
         await admin.start()
         await admin.create_topics([NewTopic(TOPIC, 1, 1)])
@@ -195,22 +221,73 @@ async def _read_the_end_of_a_long_log(bootstrap: str, where) -> tuple[list[bytes
         tp = TopicPartition(TOPIC, 0)
         consumer.assign([tp])
         await consumer.start()
-        last = await producers[0].send_and_wait(TOPIC, b"the last", partition=0)
-        consumer.seek(tp, last.offset)
-        parking.open()
-        Ringer(where).ring()
-        deadline = time.monotonic() + 30
-        records = {}
-        while not records and time.monotonic() < deadline:
-            records = await asyncio.wait_for(parking.fetch(consumer, stopping), 30)
-        return [r.value for r in records.get(tp, [])], consumer._fetcher._fetch_max_wait_ms
+        yield producers[0], consumer, tp
     finally:
-        stopping.set()
-        parking.close()
         await consumer.stop()
         for producer in producers:
             await producer.stop()
         await admin.close()
+
+
+async def _read_the_end_of_a_long_log(bootstrap: str, where) -> tuple[list[bytes], int]:
+    parking = Parking(where, "test", True, linger_ms=20, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=1)
+    with opened(parking) as stopping:
+        async with a_long_log(bootstrap) as (producer, consumer, tp):
+            last = await producer.send_and_wait(TOPIC, b"the last", partition=0)
+            consumer.seek(tp, last.offset)
+            ring(where)
+            deadline = time.monotonic() + 30
+            records = {}
+            while not records and time.monotonic() < deadline:
+                records = await asyncio.wait_for(parking.fetch(consumer, stopping), 30)
+            return [r.value for r in records.get(tp, [])], consumer._fetcher._fetch_max_wait_ms
+
+
+def test_a_parked_consumer_wakes_for_a_late_empty_answer_that_says_records_wait(tmp_path):
+    """The bell's looks all end before the broker answers (each answer DELAY s late), and the late
+    answer brings no record, only a high watermark beyond the consumer's position: the broker's
+    read of a long log took longer than the fetch's wait (Parking.adapt_wait). Before, nothing
+    woke the parked consumer, and the record waited for the safety look (a minute here, 2 s in a
+    system: `make bench`'s one-at-a-time p99 after a long log). It must wake, widen its wait and
+    read the record within seconds."""
+    with tansu_behind_slow_answers() as proxy:
+        got, waited, late = asyncio.run(_ring_for_the_end_of_a_long_log_behind_slow_answers(proxy, tmp_path))
+    assert got == [b"the last"], f"no record {waited:.1f} s after the ring (the safety look is {SAFETY_LOOK_MS / 1000:.0f} s away)"
+    assert late >= 1, "a late answer ended a park"
+
+
+async def _ring_for_the_end_of_a_long_log_behind_slow_answers(proxy: SlowAnswers, where) -> tuple[list[bytes], float, int]:
+    await proxy.start()
+    proxy.delay = 0  # while the log is written
+    parking = Parking(where, "test", True, linger_ms=20, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=1)
+    try:
+        with opened(parking) as stopping:
+            async with a_long_log(f"127.0.0.1:{proxy.port}") as (producer, consumer, tp):
+                consumer.seek(tp, LONG_LOG_BATCHES)  # the log's end: nothing to read yet
+                for _ in range(10):  # look until parked: the first looks are not quiet
+                    if not await asyncio.wait_for(parking.fetch(consumer, stopping), 5) and not parking.hot:
+                        break
+                proxy.delay = DELAY
+                fetching = asyncio.create_task(parking.fetch(consumer, stopping))
+                await asyncio.sleep(2 * DELAY)
+                assert parking.parked_since is not None and not fetching.done(), "parked before the ring"
+                await producer.send_and_wait(TOPIC, b"the last", partition=0)
+                rang_at = time.monotonic()
+                ring(where)
+
+                async def until_records():
+                    records = await fetching
+                    while not records:  # each look misses (every answer is DELAY late); late answers wake the parks
+                        records = await parking.fetch(consumer, stopping)
+                    return records
+
+                try:
+                    records = await asyncio.wait_for(until_records(), WAKE_LIMIT_SECONDS)
+                except TimeoutError:
+                    records = {}
+                return [r.value for r in records.get(tp, [])], time.monotonic() - rang_at, parking.late_answers
+    finally:
+        await proxy.stop()
 
 
 def test_a_parked_consumers_fetch_routine_sleeps_and_a_resume_still_fetches_at_once(broker):
@@ -267,10 +344,8 @@ QUIET_SECONDS = 1.2
 async def _quiet_looks(bootstrap: str, where) -> tuple[float, int, list[bytes]]:
     topic = f"parking.quiet.{free_port()}"
     parking = Parking(where, "quiet", True, linger_ms=20, poll_ms=QUIET_POLL_MS, fetch_wait_ms=FETCH_WAIT_MS)
-    stopping = asyncio.Event()
-    try:
+    with opened(parking) as stopping:
         async with one_partition(bootstrap, topic) as (producer, consumer, tp):
-            parking.open()
             while await parking.fetch(consumer, stopping) == {} and parking.hot:
                 pass  # the first looks (positions, the topic's emptiness), until it parks
             fetcher = consumer._fetcher  # aiokafka 0.14.0 (pinned): each fetch request goes through this
@@ -288,9 +363,6 @@ async def _quiet_looks(bootstrap: str, where) -> tuple[float, int, list[bytes]]:
             looks = parking.quiet_looks - looks_before
             await producer.send_and_wait(topic, b"no bell rang", partition=0)  # and no Ringer: a lost bell
             return len(sent) / max(looks, 1), looks, await _fetch_one(parking, consumer, stopping, tp)
-    finally:
-        stopping.set()
-        parking.close()
 
 
 async def _fetch_one(parking: Parking, consumer, stopping, tp) -> list[bytes]:
@@ -300,6 +372,44 @@ async def _fetch_one(parking: Parking, consumer, stopping, tp) -> list[bytes]:
         if got:
             return [r.value for r in got[tp]]
     return []
+
+
+def test_a_consumer_whose_last_answer_says_records_wait_does_not_park(broker, tmp_path):
+    """A consumer `behind` (its last answer's high watermark is past its position, nothing
+    buffered: the answer a slow broker gives when a fetch's wait ran out) looks again at once
+    instead of parking: no ring will come for records already published, and a park would leave
+    them for the safety look, a minute away here. Made real by reading three records and seeking
+    back to offset 0 after a look that found nothing."""
+    parks, records = asyncio.run(_behind_after_a_quiet_look(broker, tmp_path))
+    assert parks == 0, "it parked although its last answer said records wait"
+    assert records == [b"0", b"1", b"2"]
+
+
+async def _behind_after_a_quiet_look(bootstrap: str, where) -> tuple[int, list[bytes]]:
+    topic = f"parking.behind.{free_port()}"
+    parking = Parking(where, "behind", True, linger_ms=20, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=FETCH_WAIT_MS)
+    with opened(parking) as stopping:
+        async with one_partition(bootstrap, topic) as (producer, consumer, tp):
+            for n in range(3):
+                await producer.send_and_wait(topic, str(n).encode(), partition=0)
+            read = []
+            for _ in range(10):  # a fetch may bring one batch: read until all three came
+                read += await _fetch_one(parking, consumer, stopping, tp)
+                if len(read) >= 3:
+                    break
+            assert read == [b"0", b"1", b"2"]
+            assert await asyncio.wait_for(parking.fetch(consumer, stopping), 10) == {} and not parking.hot
+            consumer.seek(tp, 0)
+            assert await behind(consumer)
+            parks, again = parking.parked, []
+            deadline = time.monotonic() + WAKE_LIMIT_SECONDS
+            while len(again) < 3 and time.monotonic() < deadline:  # a look may end before a slow answer
+                try:
+                    got = await asyncio.wait_for(parking.fetch(consumer, stopping), WAKE_LIMIT_SECONDS)
+                except asyncio.TimeoutError:
+                    break  # parked until the safety look
+                again += [r.value for r in got.get(tp, [])]
+            return parking.parked - parks, again
 
 
 def test_a_ring_ends_the_pause_after_records_while_fetches_are_sparse(broker, tmp_path):
@@ -318,10 +428,8 @@ LONG_LINGER_MS = 2000  # far longer than a look: a pause of this length is unmis
 async def _ring_during_the_pause(bootstrap: str, where) -> float:
     topic = f"parking.sparse.{free_port()}"
     parking = Parking(where, "sparse", True, linger_ms=LONG_LINGER_MS, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=FETCH_WAIT_MS)
-    stopping = asyncio.Event()
-    try:
+    with opened(parking) as stopping:
         async with one_partition(bootstrap, topic) as (producer, consumer, tp):
-            parking.open()
             await producer.send_and_wait(topic, b"first", partition=0)
             assert await _fetch_one(parking, consumer, stopping, tp) == [b"first"]
             fetching = asyncio.create_task(parking.fetch(consumer, stopping))  # the pause after records
@@ -329,14 +437,11 @@ async def _ring_during_the_pause(bootstrap: str, where) -> float:
             assert not fetching.done(), "right after a fetch with records it pauses"
             await producer.send_and_wait(topic, b"second", partition=0)
             rang_at = time.monotonic()
-            Ringer(where).ring()
+            ring(where)
             got = await asyncio.wait_for(fetching, 10)
             took = time.monotonic() - rang_at
             assert [r.value for r in got.get(tp, [])] == [b"second"]
             return took
-    finally:
-        stopping.set()
-        parking.close()
 
 
 def test_under_load_rings_do_not_end_the_pause_so_fetches_stay_a_linger_apart(broker, tmp_path):
@@ -354,20 +459,31 @@ LINGER_UNDER_LOAD_MS = 600
 async def _rung_under_load(bootstrap: str, where) -> list[float]:
     topic = f"parking.load.{free_port()}"
     parking = Parking(where, "load", True, linger_ms=LINGER_UNDER_LOAD_MS, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=FETCH_WAIT_MS)
-    stopping = asyncio.Event()
     gaps = []
-    try:
+    with opened(parking) as stopping:
         async with one_partition(bootstrap, topic) as (producer, consumer, tp):
-            parking.open()
             await producer.send_and_wait(topic, b"0", partition=0)
             assert await _fetch_one(parking, consumer, stopping, tp) == [b"0"]
             for n in range(1, FETCH_BURST + 2):  # the first look was a linger after the last: free
                 before = parking.fetched_at
                 await producer.send_and_wait(topic, str(n).encode(), partition=0)
-                Ringer(where).ring()
+                ring(where)
                 assert await _fetch_one(parking, consumer, stopping, tp) == [str(n).encode()]
                 gaps.append(parking.fetched_at - before)
             return gaps
-    finally:
-        stopping.set()
-        parking.close()
+
+
+def test_a_credit_for_an_early_look_comes_back_every_early_look_interval_not_every_linger(tmp_path):
+    """The token bucket of early looks refills one credit per doorbell.EARLY_LOOK_SECONDS, or per
+    linger when the linger is shorter: with a 100 ms linger a lone order's rings, 60-90 ms apart,
+    would otherwise find the bucket empty after FETCH_BURST of them (README, "Typed rings and a
+    longer linger"). The bucket never holds more than FETCH_BURST."""
+    long = Parking(tmp_path, "long", False, linger_ms=LINGER_UNDER_LOAD_MS, poll_ms=SAFETY_LOOK_MS,
+                   fetch_wait_ms=FETCH_WAIT_MS)
+    short = Parking(tmp_path, "short", False, linger_ms=10, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=FETCH_WAIT_MS)
+    assert (long.spacing, short.spacing) == (EARLY_LOOK_SECONDS, 0.01)
+    for parking in (long, short):
+        parking.credit, parking.credit_at = 0.0, time.monotonic() - 2 * parking.spacing
+        assert 2 <= parking.refill() < 2.5, f"{parking.name}: two intervals gave {parking.credit} credits"
+        parking.credit_at = time.monotonic() - 100 * parking.spacing
+        assert parking.refill() == FETCH_BURST

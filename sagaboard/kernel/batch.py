@@ -23,7 +23,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from . import faults
 from .events import Event
 from .models import DeadLetter, InboxRecord, OutboxMessage
-from .service import APPLIED, Abort, Context
+from .service import APPLIED, Abort, BatchLookups, Context
 
 MAX_ATTEMPTS = 3  # a handler that fails this often dead-letters its event
 
@@ -114,6 +114,11 @@ def _apply(service, deliveries: list[Delivery], isolate: bool) -> BatchResult:
     applied = {str(u) for u in InboxRecord.objects.using(using).filter(event_id__in=ids).values_list("event_id", flat=True)} if ids else set()
     inbox, letters, emitted = [], [], []
     blocked = set()  # keys of lanes with a failed delivery in this batch
+    # the orders whose events will run: not those applied already, nor those to dead-letter
+    lookups = BatchLookups((d.event.orderId for d in deliveries if d.event is not None
+                            and d.event.eventId not in applied and d.attempts < MAX_ATTEMPTS),
+                           shared_locks=not isolate)
+    began = set()  # orders one of whose events ran in this batch: the lookups' snapshot is stale for them
     for delivery in deliveries:
         if faults.shutting_down.is_set():
             raise faults.ShuttingDown()  # the whole batch rolls back (apply_batch)
@@ -130,7 +135,8 @@ def _apply(service, deliveries: list[Delivery], isolate: bool) -> BatchResult:
             result.finished.append(delivery)
             continue
         applied.add(event.eventId)
-        ctx = Context(service, event)
+        ctx = Context(service, event, None if event.orderId in began else lookups)
+        began.add(event.orderId)
         if not isolate:
             outcome = delivery.outcome or delivery.handler.fn(event, ctx) or APPLIED  # anything raised: isolate
             inbox.append(inbox_row(delivery, outcome, ctx.effects))

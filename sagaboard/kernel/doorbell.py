@@ -19,13 +19,14 @@ records, naming the event types it published (`type_ring`).
 A bell is a Unix datagram socket per consuming process in one directory per Sagaboard instance
 (`SAGA_DATA_DIR/doorbells`, or a short directory under the system's temporary directory named by
 a hash of SAGA_DATA_DIR when that path would be too long for a socket): two instances never ring
-each other's bells. Ringing is one `sendto` of two bytes (the types' mask) per bell, non-blocking;
-a full bell (its owner is busy, not parked) or a dead one is skipped, and a dead one's socket file
-removed. A bell lost for any reason costs latency, never an event: the safety look
-(SAGA_IDLE_POLL_MS) finds it.
-A park also ends when a fetch sent during the looks is answered late with records (`late_answer`):
-a busy broker's answer can come after the looks a ring buys, and it would otherwise wait in
-aiokafka's buffer for the safety look (measured: about 300 such parks in 30 s at 400 orders/s).
+each other's bells. Ringing is one `sendto` of two bytes (the types' mask) per bell that wants one
+of the types (its file name says which: `bell_name`), non-blocking; a full bell (its owner is busy,
+not parked) or a dead one is skipped, and a dead one's socket file removed. A bell lost for any
+reason costs latency, never an event: the safety look (SAGA_IDLE_POLL_MS) finds it.
+A park also ends when a fetch sent during the looks is answered late with records, or with a high
+watermark beyond the consumer's position (`late_answer`): a busy broker's answer can come after
+the looks a ring buys, and it would otherwise wait in aiokafka's buffer for the safety look
+(measured: about 300 such parks in 30 s at 400 orders/s).
 Processes on other machines (an external Kafka) are not rung; there, consumers do not park
 (SAGA_DOORBELLS is off), since a real Kafka's long poll answers as soon as data arrives: they
 fetch continuously with fetch_max_wait_ms as Kafka documents it.
@@ -70,10 +71,12 @@ FETCH_BURST = 4
 EARLY_LOOK_SECONDS = 0.05
 # A ring names the event types published, as a bitmask over EVENT_TYPES (kernel/events.py), so a
 # consumer is woken only by records it handles: every publish rang all five consumers, and under
-# a lone order's stream each ring cost a look and a credit of FETCH_BURST (README, "Typed rings").
+# a lone order's stream each ring cost a look and a credit of FETCH_BURST (README, "Typed rings
+# and a longer linger").
 TYPE_BITS = {name: 1 << n for n, name in enumerate(EVENT_TYPES)}
 MASK_BYTES = max(2, (len(TYPE_BITS) + 7) // 8)  # never 1 byte: that is EVERY_TYPE
 EVERY_TYPE = b"!"  # a ring that names no type (one byte): every consumer takes it
+WANTS = ".wants-"  # in a bell's file name, before the mask of the event types it wants (bell_name)
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +110,32 @@ def directory(data_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"sagaboard-doorbells-{digest}"
 
 
+def bell_name(name: str, pid: int, wants: int | None) -> str:
+    """The file name of a bell: `{name}-{pid}.bell`, or `{name}-{pid}.wants-{mask in hex}.bell`
+    when its consumer wants only some event types, so that a ringer sends it only the rings it
+    takes (`wanted_by`)."""
+    return f"{name}-{pid}.bell" if wants is None else f"{name}-{pid}{WANTS}{wants:x}.bell"
+
+
+def wanted_by(file_name: str) -> int | None:
+    """The mask of event types a bell's file name says it wants (`bell_name`); None: every ring
+    (no mask in the name, or one this version cannot read)."""
+    stem, found, mask = file_name.removesuffix(".bell").rpartition(WANTS)
+    if not found or not stem:
+        return None
+    try:
+        return int(mask, 16)
+    except ValueError:
+        return None
+
+
 class Doorbell:
     """One consuming process's bell. `wait(timeout)` returns True when it rang (and empties it).
-    `wants`: the event types the consumer handles, as a mask (`type_mask`); None: every ring."""
+    `wants`: the event types the consumer handles, as a mask (`type_mask`); None: every ring. The
+    mask is in the bell's file name too (`bell_name`): ringers send it nothing else."""
 
     def __init__(self, where: Path, name: str, wants: int | None = None):
-        self.path = where / f"{name}-{os.getpid()}.bell"
+        self.path = where / bell_name(name, os.getpid(), wants)
         self.sock: socket.socket | None = None
         self.wants = wants
 
@@ -174,28 +197,39 @@ class Doorbell:
 
 
 class Ringer:
-    """Rings every bell of an instance (from any thread): one datagram each, never blocking."""
+    """Rings the bells of an instance (from any thread): one datagram to each bell that wants one
+    of the event types published (`wanted_by`), never blocking.
+
+    Why only those: a bell holds at most net.unix.max_dgram_qlen datagrams (10 by default) while
+    its consumer is busy, and a ringer skips a full one. When every publish rang every bell, a
+    busy consumer's bell filled with rings for types it skips, the one ring it wanted was
+    dropped, and the record waited for the safety look, 2 s (README, "Lost rings and late empty
+    answers"). A full bell now holds only rings its consumer takes, so it wakes at once."""
 
     def __init__(self, where: Path):
         self.where = where
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
-        self.bells: list[str] = []
+        self.bells: list[tuple[str, int | None]] = []  # (path, the types it wants: None for all)
         self.listed_at = 0.0
 
     def ring(self, event_types: Iterable[str] | None = None) -> int:
-        """Ring them all, saying which event types were published (None: not said, every
-        consumer takes it); how many were rung."""
+        """Ring the bells that want one of `event_types` (None: not said, every bell is rung and
+        every consumer takes it); how many were rung."""
         ring = EVERY_TYPE if event_types is None else type_ring(event_types)
+        mask = None if ring == EVERY_TYPE else int.from_bytes(ring, "little")
         now = time.monotonic()
         if now - self.listed_at > LISTING_SECONDS:
             try:
-                self.bells = [entry.path for entry in os.scandir(self.where) if entry.name.endswith(".bell")]
+                self.bells = [(entry.path, wanted_by(entry.name)) for entry in os.scandir(self.where)
+                              if entry.name.endswith(".bell")]
             except FileNotFoundError:
                 self.bells = []
             self.listed_at = now
         rung = 0
-        for bell in self.bells:
+        for bell, wants in self.bells:
+            if mask is not None and wants is not None and not mask & wants:
+                continue
             try:
                 self.sock.sendto(ring, bell)
                 rung += 1
@@ -223,8 +257,7 @@ class Parking:
     when a ring comes while the consumer has taken fewer than one such early look per `spacing`
     lately (up to FETCH_BURST at once: `refill`), so a lone record is fetched when it is rung and a
     stream of them about once per linger. Only rings for the event types in `wants` (None: all)
-    count. A look
-    no bell asked for (every `poll_ms`: the safety look) lasts one fetch wait plus
+    count. A look no bell asked for (every `poll_ms`: the safety look) lasts one fetch wait plus
     QUIET_LOOK_MARGIN_MS, about two fetches, where a rung look lasts several waits. Without,
     it is aiokafka's continuous fetching (a real Kafka's long poll). Either way each partition's
     records come in offset order with no gap: a fetch is cut at a gap and the gap read again
@@ -276,10 +309,13 @@ class Parking:
             await self.resume_known(consumer)
             return self.gaps.cut(consumer, await consumer.getmany(timeout_ms=self.timeout_ms, max_records=max_records))
         assigned = consumer.assignment()
-        if not assigned or (not self.hot and not buffered(consumer)):
+        # an answer that came since the last look (with records: buffered; without, saying
+        # records wait: behind) is no reason to park: late_answer() watches only fetches under way
+        if not assigned or (not self.hot and not buffered(consumer) and not await behind(consumer)):
             self.parked += 1
             self.parked_since = self.parked_since or time.time()
-            rang = await self._wait_for(stopping, self.changed, bell=True, timeout=self.poll, consumer=consumer)
+            rang = await self._wait_for(stopping, self.changed, bell=True, timeout=self.poll, consumer=consumer,
+                                        empty_too=True)
             assigned = consumer.assignment()
             if not assigned or stopping.is_set():
                 return {}
@@ -385,31 +421,29 @@ class Parking:
                         self.name, wait, new)
 
     async def _wait_for(self, stopping: asyncio.Event, *events: asyncio.Event, bell: bool = False, timeout: float,
-                        consumer=None) -> bool:
+                        consumer=None, empty_too: bool = False) -> bool:
         """Wait for `stopping`, an event, (with `bell`) a ring or (with `consumer`) the answer of a
-        fetch still under way bringing records, at most `timeout` s; True if it rang or records came."""
+        fetch still under way bringing records (`empty_too`: or saying records wait), at most
+        `timeout` s; True if it rang or such an answer came."""
         waiters = [asyncio.ensure_future(e.wait()) for e in (stopping, *events)]
-        answered = late_answer(consumer) if consumer is not None else None
+        answered = late_answer(consumer, empty_too) if consumer is not None else None
         ringing = asyncio.ensure_future(self.bell.wait(timeout)) if bell else None
-        await asyncio.wait([*waiters, *(f for f in (ringing, answered) if f is not None)], timeout=timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
-        if answered is not None:
-            if answered.done() and not answered.cancelled():
-                self.late_answers += 1
-                if ringing is not None:
-                    ringing.cancel()
-                return True
-            answered.cancel()
-        for event in events:
-            event.clear()
-        if ringing is None:
+        try:
+            await asyncio.wait([*waiters, *(f for f in (ringing, answered) if f is not None)], timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if answered is not None and answered.done() and not answered.cancelled():
+                if answered.exception() is None:  # else aiokafka aborted its waiters: it is stopping
+                    self.late_answers += 1
+                    return True
+            for event in events:
+                event.clear()
+            if ringing is not None and ringing.done():
+                return ringing.result()
             return False
-        if ringing.done():
-            return ringing.result()
-        ringing.cancel()
-        return False
+        finally:  # also when this wait is cancelled: nothing it started keeps waiting
+            for future in (*waiters, answered, ringing):
+                if future is not None and not future.done():
+                    future.cancel()
 
 
 def buffered(consumer) -> bool:
@@ -443,17 +477,45 @@ async def behind(consumer) -> bool:
     return await unread(consumer) > 0
 
 
-def late_answer(consumer) -> asyncio.Future | None:
+def late_answer(consumer, empty_too: bool = False) -> asyncio.Future | None:
     """A future done when a fetch of `consumer` that is still under way comes back with records,
-    or None when this aiokafka cannot say (then only a ring or the safety look wakes a park).
+    or (`empty_too`) comes back empty with a high watermark beyond the consumer's position
+    (`behind`); None when this aiokafka cannot say (then only a ring or the safety look wakes a
+    park). Parking asks for empty answers too only while parked: under load nearly every answer
+    says records wait, and ending the pause between two fetches on that would undo the linger.
 
     Why: a look waits a few fetch waits (Parking.timeout_ms) and pauses the partitions when it
     ends, but a fetch already sent is still answered. A busy broker's answer that comes after the
     look is buffered, and without this a consumer that rang, looked and parked took it only at its
-    next safety look, 2 s later (README, "Efficiency": the one-at-a-time regression). aiokafka
-    0.14.0 (pinned) notifies its fetch waiters exactly when an answer added records."""
-    create = getattr(getattr(consumer, "_fetcher", None), "_create_fetch_waiter", None)
-    return create() if create is not None else None
+    next safety look, 2 s later (README, "Efficiency": the one-at-a-time regression). The late
+    answer can also bring nothing but the high watermark (Tansu 0.6.0 on a long log: its read took
+    longer than the fetch's wait, Parking.adapt_wait); then the park ends too, so the next look
+    widens the wait and reads the records (README, "Lost rings and late empty answers").
+    aiokafka 0.14.0 (pinned) notifies its fetch waiters exactly when an answer added records,
+    and keeps the fetches under way in its fetcher's `_pending_tasks`."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    create = getattr(fetcher, "_create_fetch_waiter", None)
+    if create is None:
+        return None
+    under_way = set(getattr(fetcher, "_pending_tasks", ())) if empty_too else set()
+    waiter = create()
+    if not under_way:
+        return waiter
+    return asyncio.ensure_future(_answered(consumer, waiter, under_way))
+
+
+async def _answered(consumer, waiter: asyncio.Future, under_way: set) -> None:
+    """Return when `waiter` is done (records came) or a task of `under_way` (aiokafka's fetches
+    under way) ended with the consumer `behind`; with none of them left, wait for `waiter`."""
+    try:
+        while under_way:
+            done, _ = await asyncio.wait({waiter, *under_way}, return_when=asyncio.FIRST_COMPLETED)
+            if waiter in done or await behind(consumer):
+                return
+            under_way -= done
+        await waiter
+    finally:
+        waiter.cancel()
 
 
 def parking(name: str, wants: Iterable[str] | None = None) -> Parking:

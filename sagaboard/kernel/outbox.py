@@ -42,10 +42,12 @@ BATCH = 500
 IDLE_LOOKS = 10  # the relay's looks that found nothing before it looks less often
 IDLE_BACKOFF = 5
 RETRY_SECONDS = 0.5
-# A publisher lingers (SAGA_PUBLISH_LINGER_MS) only while it is busy: when it published this
-# recently. One idle longer sends at once, so a lone order's hops do not each wait the linger
-# (traced: 5.4–6.4 ms of each hop's ~20 ms, one order at a time; README, "A lone order's hops").
-BUSY_SECONDS = 0.05
+# A publisher lingers (SAGA_PUBLISH_LINGER_MS) only while it is busy: when its last two publishes
+# were less than two lingers apart (Publisher.busy). One idle longer sends at once, so a lone
+# order's hops do not each wait the linger (traced: 5.4–6.4 ms of each hop's ~20 ms, one order at
+# a time; README, "A lone order's hops"); nor, with the default 25 ms, does one that publishes
+# once per lone order, about every 55 ms (README, "One read of a batch's orders, and a lone
+# order's publishes").
 
 # The publisher of this process, if it has one (set by the service runtime or the web process):
 # emit() hands it the rows it wrote when their transaction commits.
@@ -120,9 +122,10 @@ class Publisher:
     `executor`, gathered for MARK_SECONDS into one transaction per database: with SQLite every
     write transaction takes the database's one write lock, so one per publish was costly.
 
-    While it is busy (it published within BUSY_SECONDS), it waits `linger_ms` after a commit so
-    that more commits join one produce request; an idle one sends at once. Rows submitted while a
-    publish waits for the broker's ack join the next one either way."""
+    While it is busy (its last two publishes were less than two lingers apart), it waits
+    `linger_ms` after a commit so that more commits join one produce request; an idle one sends
+    at once. Rows submitted while a publish waits for the broker's ack join the next one either
+    way."""
 
     MARK_SECONDS = 0.1
 
@@ -138,7 +141,7 @@ class Publisher:
         self.wake = asyncio.Event()
         self.marks_due = asyncio.Event()
         self.published = 0
-        self.published_at = float("-inf")  # time.monotonic() of the last publish (BUSY_SECONDS)
+        self.publish_times = deque([float("-inf")] * 2, maxlen=2)  # time.monotonic() of the last two publishes
 
     def accept(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Take rows from now on, before `run` starts on `loop`: they wait in the queue until it
@@ -203,7 +206,7 @@ class Publisher:
                     return
                 except TimeoutError:
                     continue
-            self.published_at = time.monotonic()
+            self.publish_times.append(time.monotonic())
             if self.ring is not None:
                 self.ring({row.event_type for row in rows})
             for using, row in taken:
@@ -212,9 +215,15 @@ class Publisher:
             self.published += len(rows)
 
     def busy(self) -> bool:
-        """Whether to linger before the next publish: a linger is set and the last publish was
-        less than BUSY_SECONDS ago (under load); an idle publisher sends at once."""
-        return self.linger > 0 and time.monotonic() - self.published_at < BUSY_SECONDS
+        """Whether to linger before the next publish: a linger is set and the last two publishes
+        were both less than two lingers ago, about 40 or more publishes a second with the default
+        25 ms, when a linger gathers about one more commit or more (under load). An idle publisher
+        sends at once, and so does one that publishes once per lone order (each process about
+        every 55 ms, one order at a time: when one publish in the last 50 ms made it busy, many
+        of those hops lingered). Times are taken at the broker's ack: when acks take longer than
+        a linger, every other publish goes at once, but commits join a publish that waits for its
+        ack anyway."""
+        return self.linger > 0 and time.monotonic() - self.publish_times[0] < 2 * self.linger
 
     async def mark(self, stopping: asyncio.Event) -> None:
         """Mark what was sent, every MARK_SECONDS at most; the last marks at stop."""

@@ -38,7 +38,7 @@ class Alarm:
 
 @service.handles("OrderCreated")
 def arm(event, ctx):
-    if Deadline.objects.filter(order_id=event.orderId).exists():
+    if ctx.has(Deadline):
         return ignored("deadline already armed")
     Deadline.objects.create(order_id=event.orderId, due_at=event.deadline, policy=event.policy, cause_id=event.eventId)
     ctx.effect(deadline="armed", dueAt=event.deadline)

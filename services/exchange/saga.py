@@ -29,7 +29,7 @@ async def seed_delays(event):
 def exchange(event, ctx):
     p = event.payload
     safe = event.policy == "safe"
-    if safe and Tombstone.objects.filter(order_id=event.orderId).exists():
+    if safe and ctx.has(Tombstone):
         return ignored("order already compensated")
     if safe and event.expired():
         return dropped("OrderCreated expired while the exchange was busy")

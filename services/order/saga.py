@@ -13,13 +13,9 @@ REJECTIONS = {
 }
 
 
-def _order(event):
-    return Order.objects.select_for_update().filter(pk=event.orderId).first()
-
-
 @service.handles("PointUsed")
 def approve(event, ctx):
-    order = _order(event)
+    order = ctx.row(Order)
     if order is None:
         return ignored("unknown order")
     if order.status == APPROVED:
@@ -36,7 +32,7 @@ def approve(event, ctx):
 
 @service.handles(*REJECTIONS)
 def reject(event, ctx):
-    order = _order(event)
+    order = ctx.row(Order)
     if order is None:
         return ignored("unknown order")
     if order.is_terminal:

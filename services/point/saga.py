@@ -13,11 +13,11 @@ service = Service("point")
 def use_points(event, ctx):
     holder, point = event.payload["holderId"], points(event.payload["point"])
     safe = event.policy == "safe"
-    if safe and Tombstone.objects.filter(order_id=event.orderId).exists():
+    if safe and ctx.has(Tombstone):
         return ignored("order already compensated")
     if safe and event.expired():  # fix 2: expire ExchangeSucceeded too
         return dropped("ExchangeSucceeded arrived after the deadline")
-    if Spend.objects.filter(order_id=event.orderId).exists():
+    if ctx.has(Spend):
         return ignored("points were already spent on this order")
     # one conditional update: two concurrent orders can never both pass the balance check
     spent = Account.objects.filter(holder_id=holder, point__gte=point).update(point=add_points("point", -point))
