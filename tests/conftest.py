@@ -1,6 +1,27 @@
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.system import System
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """This run's own test databases, so two runs on one machine never meet (two clones, or CI
+    beside a session's own run): pytest-django's hook, run just before it creates them.
+    PostgreSQL: `test_<NAME>_<pid>` instead of Django's fixed `test_<NAME>` (two runs against one
+    server dropped and recreated each other's). SQLite: the files go to this run's pytest temporary
+    directory instead of the checkout's SAGA_DATA_DIR (var/)."""
+    from django.conf import settings
+
+    databases = tmp_path_factory.mktemp("databases")
+    for alias, db in settings.DATABASES.items():
+        test = db.setdefault("TEST", {})
+        if db["ENGINE"].endswith("sqlite3"):
+            test["NAME"] = str(databases / Path(test.get("NAME") or f"test_{alias}.sqlite3").name)
+        else:
+            test["NAME"] = f"{test.get('NAME') or 'test_' + db['NAME']}_{os.getpid()}"
 
 
 @pytest.fixture(scope="module")
