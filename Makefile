@@ -24,7 +24,7 @@ SOAK_TIME_LIMIT ?= 1200
 SOAK_SETTLE_LIMIT ?= 300
 SOAK_ARGS ?=
 
-.PHONY: setup run test test-sqlite test-postgres test-walkthrough soak bench profile bench-deadlines bench-ws bench-timeline bench-tansu vendor clean
+.PHONY: setup run lint test test-sqlite test-postgres test-walkthrough soak bench profile bench-deadlines bench-ws bench-timeline bench-tansu vendor clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) sagaboard/python_version.py
@@ -54,7 +54,11 @@ setup: $(STAMP)
 run: setup
 	$(PY) manage.py run
 
-test: test-sqlite test-postgres
+test: lint test-sqlite test-postgres
+
+# ruff (pinned in the test extras; its rules in pyproject.toml): seconds, so it goes first
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff check .
 
 # Tests marked `postgres` run on PostgreSQL whatever the pass: the PostgreSQL pass runs them once.
 test-sqlite: $(TEST_STAMP) $(CHROMIUM)

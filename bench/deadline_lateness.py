@@ -45,7 +45,6 @@ def summary(name, lateness):
 
 async def bare_timers(due_ms):
     """The raw limit: one asyncio timer per deadline, lateness of the wake-up itself."""
-    loop = asyncio.get_running_loop()
     lateness = []
 
     async def one(due):

@@ -112,7 +112,7 @@ def run_once(first_order: int, count: int, batch: int) -> dict[tuple[str, str], 
         service = by_name[name]
         todo = deliveries(service, events[event_type])
         queries = []
-        with connections[name].execute_wrapper(lambda execute, sql, *rest: queries.append(sql) or execute(sql, *rest)):
+        with connections[name].execute_wrapper(lambda execute, sql, *rest, queries=queries: queries.append(sql) or execute(sql, *rest)):
             start = time.perf_counter()
             for i in range(0, len(todo), batch):
                 result = service.apply_batch(todo[i:i + batch])

@@ -12,6 +12,7 @@ same run, and puts every Sagaboard figure next to it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import signal
@@ -90,7 +91,7 @@ class RawChain:
             await admin.create_topics([NewTopic(t, self.partitions, 1) for t in self.topics])
         finally:
             await admin.close()
-        for source, target in zip(self.topics, self.topics[1:]):
+        for source, target in itertools.pairwise(self.topics):
             self.procs.append(subprocess.Popen(
                 [sys.executable, __file__, "hop", self.bootstrap, source, target, str(self.fetch_max_wait_ms)],
                 stdout=subprocess.PIPE, text=True))
@@ -154,7 +155,7 @@ class RawChain:
             for i in range(burst, burst + one_at_a_time):
                 t0 = time.perf_counter()
                 await (await producer.send(self.topics[0], body, key=str(i).encode()))
-                await _until(lambda: i in arrived, 10, new_arrival, "a raw record")
+                await _until(lambda i=i: i in arrived, 10, new_arrival, "a raw record")
                 one.append((arrived[i] - t0) * 1000)
             receiver.cancel()
             return RawResult(burst / elapsed, percentile(burst_latencies, 50), percentile(burst_latencies, 99),

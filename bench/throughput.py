@@ -280,7 +280,6 @@ class Bench:
         return self.system.pids()
 
     async def run(self) -> int:
-        a = self.args
         with tempfile.TemporaryDirectory(prefix="sagaboard-bench-") as tmp:
             self.system = self.start_system(Path(tmp))
             try:

@@ -47,8 +47,8 @@ def measure(page, base: str, order_id: int, runs: int) -> dict:
             page.mouse.wheel(0, -120 if step < 12 else 120)
             try:
                 page.wait_for_function(f"() => Number(document.querySelector('#chart svg').dataset.layouts) > {before}", timeout=10_000)
-            except Exception:
-                raise AssertionError(f"no layout after wheel step {step} (zoom {svg.get_attribute('data-zoom')})")
+            except Exception as exc:
+                raise AssertionError(f"no layout after wheel step {step} (zoom {svg.get_attribute('data-zoom')})") from exc
             frames.append(float(svg.get_attribute("data-layout-ms")))
     return {"marks": marks, "draw": statistics.median(draws), "frame": statistics.median(frames), "frame_max": max(frames)}
 

@@ -13,11 +13,10 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sagaboard.settings")
 get_asgi_application()  # sets Django up
 from asgiref.wsgi import WsgiToAsgi, WsgiToAsgiInstance  # noqa: E402
-
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (after Django is set up)
-from django.conf import settings  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from sagaboard.dashboard.routing import websocket_urlpatterns  # noqa: E402
 from sagaboard.webpublisher import web_publisher  # noqa: E402

@@ -19,8 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sagaboard import consistency
-from sagaboard.kernel import outbox
-from sagaboard.kernel import fields
+from sagaboard.kernel import fields, outbox
 from sagaboard.kernel.events import Event, InvalidEvent
 from sagaboard.kernel.models import DeadLetter, OutboxMessage
 from services.order.models import PENDING, REJECTED_OPERATOR, Order

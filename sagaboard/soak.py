@@ -26,7 +26,6 @@ import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 from django.conf import settings
@@ -188,7 +187,7 @@ class Soak:
     def place_orders(self) -> None:
         """At the rate asked for, or as fast as the web answers when it cannot keep up (at most
         POSTERS requests in flight), until every order is placed or the time limit is reached."""
-        currencies, weights = zip(*CURRENCIES)
+        currencies, weights = zip(*CURRENCIES, strict=True)
         start = time.monotonic()
         in_flight = threading.BoundedSemaphore(POSTERS)
         pool = ThreadPoolExecutor(POSTERS)
@@ -456,7 +455,7 @@ class Soak:
             f"duplicates injected      {duplicates}",
             f"crashes injected         {sum(crashes.values())}" + (f"  ({', '.join(f'{k} {v}' for k, v in sorted(crashes.items()))})" if crashes else ""),
             f"SIGKILLs                 {sum(self.chaos.kills.values())}" + (f"  ({', '.join(f'{k} {v}' for k, v in sorted(self.chaos.kills.items()))})" if self.chaos.kills else ""),
-            f"restart after SIGKILL    " + (f"p50 {restarts[len(restarts) // 2]:.1f} s, max {restarts[-1]:.1f} s" if restarts else "-"),
+            "restart after SIGKILL    " + (f"p50 {restarts[len(restarts) // 2]:.1f} s, max {restarts[-1]:.1f} s" if restarts else "-"),
             f"stopped on purpose       {self.chaos.stops}, stayed stopped: {'yes' if not self.chaos.stop_violations else 'NO'}",
             f"anomalies (safe)         {f['safe anomalies']}",
             f"anomalies (naive)        {len(f['naive anomalies'])}" + (f"  ({', '.join(f'{k} {v}' for k, v in sorted(Counter(a.rule for a in f['naive anomalies']).items()))}; the seed's known flaw)" if f["naive anomalies"] else ""),

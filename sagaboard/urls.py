@@ -3,7 +3,13 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from sagaboard.api import (
-    AdjustBalanceView, ConsistencyView, DeadLettersView, OutcomesView, RejectOrderView, ReplayDeadLetterView, ServicesView,
+    AdjustBalanceView,
+    ConsistencyView,
+    DeadLettersView,
+    OutcomesView,
+    RejectOrderView,
+    ReplayDeadLetterView,
+    ServicesView,
     unknown_path,
 )
 from services.deadline.api import DeadlinesView

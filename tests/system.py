@@ -3,7 +3,6 @@ the embedded broker, every service and the web server) in a temporary data direc
 ports of 127.0.0.1, against SQLite files or fresh PostgreSQL databases (when DATABASE_URL is set)."""
 from __future__ import annotations
 
-from decimal import Decimal
 import os
 import signal
 import socket
@@ -11,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import httpx

@@ -5,12 +5,11 @@ the consistency checker with nothing to report. A non-staff user gets nowhere.""
 from __future__ import annotations
 
 import html
+import logging
 import re
 import secrets
 import subprocess
 import sys
-
-import logging
 
 import httpx
 import pytest

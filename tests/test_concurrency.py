@@ -2,9 +2,9 @@
 one holder that together overspend, placed at the same moment, end with exactly one APPROVED and
 the balance never below zero; concurrent retries with one Idempotency-Key make one order; and two
 deadline processes fire each deadline once."""
-from decimal import Decimal
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
 
@@ -75,7 +75,7 @@ def test_concurrent_retries_with_one_idempotency_key_make_one_order(system):
     system.grant("twice", 10000)
     ids = set()
     for attempt in range(3):
-        def place(_):
+        def place(_, attempt=attempt):
             return system.http.post("/orders", json={"holderId": "twice", "currencyId": "1", "amount": 100},
                                     headers={"Idempotency-Key": f"double-click-{attempt}"})
 

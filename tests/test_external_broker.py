@@ -9,12 +9,12 @@ Always on PostgreSQL, as in production: DATABASE_URL's server, else TEST_DATABAS
 `make test` uses). Marked `postgres`, so the SQLite pass of `make test` leaves it to the PostgreSQL
 pass instead of running the same thing twice.
 """
-from decimal import Decimal
 import os
 import re
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
 
@@ -101,7 +101,7 @@ def test_a_few_hundred_orders_end_as_they_must(system):
     started = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
         placed = list(pool.map(lambda o: system.order(o[0], o[2], currency=o[1]), orders))
-    expected = {p["id"]: o[3] for p, o in zip(placed, orders)}
+    expected = {p["id"]: o[3] for p, o in zip(placed, orders, strict=True)}
     assert len(expected) == len(orders) >= 300
 
     def all_terminal():
@@ -130,7 +130,7 @@ def test_a_few_hundred_orders_end_as_they_must(system):
     print(f"\n{len(orders)} orders through 2 processes of every service on an external broker and "
           f"PostgreSQL: settled in {elapsed:.1f} s ({len(orders) / elapsed:.0f} orders/s)")
 
-    amounts = {p["id"]: o[2] for p, o in zip(placed, orders)}
+    amounts = {p["id"]: o[2] for p, o in zip(placed, orders, strict=True)}
     balances = {a["userId"]: Decimal(a["point"]) for a in system.get("/points")}
     assert {h: balances[h] for h in HOLDERS} == {h: SLACK for h in HOLDERS}
     exchanges = {e["orderId"]: e["point"] for e in system.get("/exchanges")}

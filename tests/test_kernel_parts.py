@@ -10,7 +10,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from sagaboard.kernel.doorbell import EVERY_TYPE, MASK_BYTES, Doorbell, Ringer, directory, type_mask, type_ring, wanted_by
+from sagaboard.kernel.doorbell import (
+    EVERY_TYPE,
+    MASK_BYTES,
+    Doorbell,
+    Ringer,
+    directory,
+    type_mask,
+    type_ring,
+    wanted_by,
+)
 from sagaboard.kernel.lanes import Lanes
 from sagaboard.kernel.offsets import OffsetTracker
 

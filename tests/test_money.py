@@ -142,7 +142,7 @@ def test_the_issues_sequence_through_the_system(system):
     assert system.get("/points/exact")["point"] == "0.00"
     for step, balance in (("0.3", "0.30"), ("-0.1", "0.20"), ("-0.2", "0.00"), (0.1, "0.10"), (0.2, "0.30")):
         system.post("/corrections/adjust", {"holderId": "exact", "point": step, "reason": "qa", "orderId": order["id"]}, expect=202)
-        wait_until(lambda: system.get("/points/exact")["point"] == balance, 15, 0.1, f"the balance {balance}")
+        wait_until(lambda balance=balance: system.get("/points/exact")["point"] == balance, 15, 0.1, f"the balance {balance}")
     assert not system.get("/events", orderId=order["id"], type="PointsAdjustmentFailed")
     assert system.post("/corrections/adjust", {"holderId": "exact", "point": 1e-300, "reason": "qa"}, expect=400)["point"]
     assert system.wait_consistent()

@@ -8,8 +8,7 @@ import uuid
 import pytest
 from django.db import connections, transaction
 
-from sagaboard.kernel import broker as kafka
-from sagaboard.kernel import outbox
+from sagaboard.kernel import broker as kafka, outbox
 from sagaboard.kernel.events import Event
 from sagaboard.kernel.models import OutboxMessage
 from tests.system import wait_until

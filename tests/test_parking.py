@@ -406,7 +406,7 @@ async def _behind_after_a_quiet_look(bootstrap: str, where) -> tuple[int, list[b
             while len(again) < 3 and time.monotonic() < deadline:  # a look may end before a slow answer
                 try:
                     got = await asyncio.wait_for(parking.fetch(consumer, stopping), WAKE_LIMIT_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break  # parked until the safety look
                 again += [r.value for r in got.get(tp, [])]
             return parking.parked - parks, again

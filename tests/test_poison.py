@@ -55,7 +55,7 @@ def test_poison_is_dead_lettered_and_consumption_goes_on(system):
     for service in ("order", "exchange", "point", "deadline", "monitor"):
         mine = [letter for letter in letters if letter["service"] == service]
         assert len(mine) == len(POISON)
-        for letter, (value, (_, reason)) in zip(sorted(mine, key=lambda l: l["offset"]), POISON.items()):
+        for letter, (value, (_, reason)) in zip(sorted(mine, key=lambda mine_letter: mine_letter["offset"]), POISON.items(), strict=True):
             assert reason in letter["error"]
             assert letter["topic"] == "choreography.deadline" and letter["partition"] >= 0
             assert letter["value"] == value.decode("utf-8", "replace")[:2000]

@@ -4,6 +4,7 @@ scales of issue 12: a happy path of tens of milliseconds, a currencyId 100 order
 every event mark is inside the plot and a few pixels from every other mark, no two labels' boxes
 intersect, the deadline is shown (in place, or as an edge marker), and zooming in (keys, wheel)
 and resetting work. Screenshots are saved as artifacts (paths printed)."""
+import itertools
 import math
 import time
 
@@ -82,7 +83,7 @@ def check_zoom(page, events: list[dict], what: str) -> None:
     check_readable(zoomed, events, f"{what}, zoomed in")
     seen = [m for m in zoomed["marks"] if m["id"] in at]
     assert len(seen) >= 2, f"{what}: marks stay in view after zooming in"
-    for a, b in zip(seen, seen[1:]):
+    for a, b in itertools.pairwise(seen):
         if abs(at[b["id"]] - at[a["id"]]) > 2:
             assert abs(b["x"] - a["x"]) / abs(at[b["id"]] - at[a["id"]]) == pytest.approx(1.5, rel=0.03)
     page.click("#zoom-reset")
@@ -193,7 +194,7 @@ def check_effect_panel(page, system, order_id: int) -> None:
     received = outcomes[("point", "ExchangeSucceeded")]
     assert received["publishedAtMs"] <= received["receivedAtMs"]
 
-    page.click(".mark[data-effect-of='%s'][data-service=order]" % events["PointUsed"]["eventId"])  # the lane's effect mark
+    page.click(f".mark[data-effect-of='{events['PointUsed']['eventId']}'][data-service=order]")  # the lane's effect mark
     assert panel.get_attribute("data-event-id") == events["PointUsed"]["eventId"]
     history = [(h["fromStatus"], h["toStatus"]) for h in order["history"] if h["eventId"] == events["PointUsed"]["eventId"]]
     assert history == [("PENDING", "APPROVED")]
@@ -276,7 +277,7 @@ def test_compare_the_currency_200_pair_and_export_it(chromium, system):
         assert text == page.input_value("#export-output textarea")
         diagrams = text.split("sequenceDiagram\n")[1:]
         assert len(diagrams) == 2
-        for diagram, oid in zip(diagrams, (safe_id, naive_id)):
+        for diagram, oid in zip(diagrams, (safe_id, naive_id), strict=True):
             order = system.get(f"/orders/{oid}")
             lines = diagram.splitlines()
             assert lines[0] == f"    title Order {oid} ({order['policy']}): {order['status']}"

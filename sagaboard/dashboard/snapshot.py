@@ -6,8 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.paginator import Paginator
 
-from sagaboard import consistency as checker
-from sagaboard import supervision
+from sagaboard import consistency as checker, supervision
 from sagaboard.api import OutcomeSerializer, _state, fresh_heartbeats, inbox_records
 from sagaboard.kernel.models import InboxRecord
 from services.deadline.api import DeadlineSerializer
@@ -62,7 +61,7 @@ def rows_of(orders: list[Order]) -> list[dict]:
     for anomaly in checker.check(ids) if ids else []:
         anomalies.setdefault(anomaly.orderId, []).append(anomaly.as_dict())
     rows = []
-    for order, data in zip(orders, OrderSerializer(orders, many=True).data):
+    for order, data in zip(orders, OrderSerializer(orders, many=True).data, strict=True):
         types = types_by_order.get(order.id, [])
         rows.append({
             **data,
@@ -133,7 +132,7 @@ def saga(order_id: int) -> dict | None:
     return {
         "order": {**OrderDetailSerializer(order).data, "createdAtMs": ms(order.created_at)},
         "events": EventLogSerializer(events, many=True).data,
-        "outcomes": [{**data, "handledAtMs": ms(r.handled_at)} for r, data in zip(outcomes, OutcomeSerializer(outcomes, many=True).data)],
+        "outcomes": [{**data, "handledAtMs": ms(r.handled_at)} for r, data in zip(outcomes, OutcomeSerializer(outcomes, many=True).data, strict=True)],
         "deadline": DeadlineSerializer(deadline).data if deadline else None,
         "consistency": {"count": len(anomalies), "anomalies": anomalies},
     }

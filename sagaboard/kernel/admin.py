@@ -21,10 +21,10 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from sagaboard import corrections
-from sagaboard.kernel import fields
 from sagaboard.access import may_operate
+from sagaboard.kernel import fields
 
-from .models import DeadLetter, InboxRecord, OutboxMessage, Lease, ProcessHeartbeat
+from .models import DeadLetter, InboxRecord, Lease, OutboxMessage, ProcessHeartbeat
 
 SERVICE_PARAM = "service"
 

@@ -10,7 +10,8 @@ must wait, in the order the lanes first received a record.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import Callable, Generic, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
 from django.conf import settings
@@ -74,7 +74,7 @@ class Membership:
         since = r.parking.parked_since
         values = dict(service=self.service, pid=os.getpid(), started_at=r.started_at, seen_at=now, lag=lag,
                       handled=r.handled, assignment=sorted(tp.partition for tp in r.consumer.assignment()),
-                      parked_since=datetime.fromtimestamp(since, tz=dt_timezone.utc) if since else None)
+                      parked_since=datetime.fromtimestamp(since, tz=UTC) if since else None)
         beats = ProcessHeartbeat.objects.using(self.service)
         if not beats.filter(process=self.process).update(**values):
             beats.create(process=self.process, **values)

@@ -85,6 +85,9 @@ class Lease(models.Model):
     holder = models.CharField(max_length=128)
     expires_at = models.FloatField()
 
+    def __str__(self):
+        return f"{self.name} held by {self.holder}"
+
 
 class ProcessHeartbeat(models.Model):
     """What a running service process reports about itself, for health checks and the dashboard."""
@@ -98,6 +101,9 @@ class ProcessHeartbeat(models.Model):
     lag = models.BigIntegerField(default=0)
     handled = models.BigIntegerField(default=0)
     parked_since = models.DateTimeField(null=True, help_text="waiting for a doorbell since (kernel/doorbell.py); null while it fetches")
+
+    def __str__(self):
+        return f"{self.process} ({self.service}, pid {self.pid})"
 
     @classmethod
     def live(cls, using: str, seconds: float):

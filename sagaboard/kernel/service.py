@@ -15,8 +15,8 @@ knows of Kafka: sagaboard/kernel/consumer.py runs a Service.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .events import EVENT_TYPES, Event
 from .models import InboxRecord

@@ -14,3 +14,6 @@ class Deadline(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["status", "due_at"])]
+
+    def __str__(self):
+        return f"deadline of order {self.order_id}: {self.status}"

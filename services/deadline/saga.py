@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import transaction
 
 from sagaboard.kernel import outbox
-from sagaboard.kernel.service import Service, ignored
 from sagaboard.kernel.events import Event, now_ms
+from sagaboard.kernel.service import Service, ignored
 
 from .models import Deadline
 

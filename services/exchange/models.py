@@ -16,9 +16,15 @@ class Exchange(models.Model):
     class Meta:
         ordering = ["id"]
 
+    def __str__(self):
+        return f"exchange of order {self.order_id}: {self.amount} of currency {self.currency_id} for {self.holder_id}"
+
 
 class Tombstone(models.Model):
     """This order was compensated here: a forward event arriving later must not act on it."""
 
     order_id = models.BigIntegerField(primary_key=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"tombstone of order {self.order_id}"

@@ -22,3 +22,6 @@ class EventLog(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["event_id", "partition", "offset"], name="eventlog_delivery")]
+
+    def __str__(self):
+        return f"{self.event_type} #{self.order_id} at {self.topic}[{self.partition}]@{self.offset}"

@@ -1,14 +1,14 @@
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from sagaboard import idempotency
-from sagaboard.schema import AmountField, CurrencyIdField, HolderIdField, errors, order_id
 from sagaboard.kernel.events import POLICIES
+from sagaboard.schema import AmountField, CurrencyIdField, HolderIdField, errors, order_id
 from services.point.selectors import holder_exists
 
 from .models import Order

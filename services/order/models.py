@@ -43,3 +43,6 @@ class StatusChange(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self):
+        return f"order {self.order_id}: {self.from_status} → {self.to_status}"

@@ -1,6 +1,5 @@
 from decimal import Decimal
 
-from django import forms
 from django.conf import settings
 from django.contrib import admin
 

@@ -15,6 +15,7 @@ from sagaboard.schema import HolderIdField, PointsField, errors
 from .models import Account, Spend
 from .services import BalanceLimit, grant_points
 
+
 class AccountSerializer(serializers.Serializer):
     userId = serializers.CharField(source="holder_id")
     point = PointsField(read_only=True)
@@ -59,7 +60,7 @@ class PointView(APIView):
         try:
             fields.HOLDER_ID.clean(userId)
         except fields.FieldInvalid:
-            raise NotFound(f"there is no holder {userId!r}")  # and such an id never reaches a database
+            raise NotFound(f"there is no holder {userId!r}") from None  # and such an id never reaches a database
         account = Account.objects.filter(holder_id=userId).first()
         if account is None:
             raise NotFound(f"there is no holder {userId!r}")

@@ -10,6 +10,9 @@ class Account(models.Model):
     class Meta:
         ordering = ["holder_id"]
 
+    def __str__(self):
+        return f"{self.holder_id}: {self.point} points"
+
 
 class Grant(models.Model):
     """Points given to a holder (POST /points): the ledger the balance is checked against."""
@@ -18,6 +21,9 @@ class Grant(models.Model):
     point = PointsColumn()
     event_id = models.UUIDField(unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.point} points granted to {self.holder_id}"
 
 
 class Spend(models.Model):
@@ -32,10 +38,16 @@ class Spend(models.Model):
     class Meta:
         ordering = ["id"]
 
+    def __str__(self):
+        return f"{self.point} points spent by {self.holder_id} on order {self.order_id}" + (" (refunded)" if self.refunded_at else "")
+
 
 class Tombstone(models.Model):
     order_id = models.BigIntegerField(primary_key=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"tombstone of order {self.order_id}"
 
 
 class Adjustment(models.Model):
@@ -51,3 +63,6 @@ class Adjustment(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.point} points for {self.holder_id} by {self.operator}: {self.reason}"

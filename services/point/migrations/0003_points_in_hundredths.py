@@ -1,7 +1,8 @@
 # Points become exact: float values to whole hundredths, then bigint columns (PointsColumn).
 
-import sagaboard.kernel.columns
 from django.db import migrations
+
+import sagaboard.kernel.columns
 
 
 class Migration(migrations.Migration):

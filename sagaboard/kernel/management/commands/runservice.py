@@ -7,7 +7,6 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-
 EXIT_FOREIGN_BROKER = 78  # EX_CONFIG of sysexits.h: the configuration points at another instance
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: a part of the runtime died (a bug); supervisord starts it again
 
