@@ -180,6 +180,12 @@ SAGA_DOORBELLS = env.bool("SAGA_DOORBELLS", default=SAGA_EMBEDDED_BROKER)
 SAGA_KAFKA_FETCH_MAX_WAIT_MS = env.int("SAGA_KAFKA_FETCH_MAX_WAIT_MS", default=5 if SAGA_DOORBELLS else 500)
 SAGA_IDLE_POLL_MS = env.int("SAGA_IDLE_POLL_MS", default=2000)
 SAGA_FETCH_LINGER_MS = env.int("SAGA_FETCH_LINGER_MS", default=100)
+# The services off the saga's critical path (the deadline, which arms a timer whose due time is
+# in the event, and the monitor, which records): under load their fetches are this far apart and
+# a ring ends the pause only once per 250 ms (doorbell.OFF_PATH_EARLY_LOOK_SECONDS), so each
+# carries several times the records, while a lone order's few rings are still taken at once
+# (kernel/service.py, Service.critical_path; README, "Off the critical path").
+SAGA_OFF_PATH_FETCH_LINGER_MS = env.int("SAGA_OFF_PATH_FETCH_LINGER_MS", default=500)
 SAGA_PUBLISH_LINGER_MS = env.int("SAGA_PUBLISH_LINGER_MS", default=25)
 # A service process's hold on a partition (sagaboard/kernel/leases.py), renewed every second (a
 # third of it if shorter); a process that dies without a word gives its partitions up this long

@@ -607,3 +607,29 @@ def test_a_batch_rolled_back_at_a_stop_leaves_its_deliveries_unfinished_and_the_
         runtime.io_thread.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_services_off_the_critical_path_get_their_own_linger_and_fewer_early_looks(monkeypatch, settings):
+    """Service.critical_path: the deadline and the monitor (no saga step waits on them) get
+    SAGA_OFF_PATH_FETCH_LINGER_MS and an early look back every doorbell.OFF_PATH_EARLY_LOOK_SECONDS;
+    order, exchange and point get SAGA_FETCH_LINGER_MS and EARLY_LOOK_SECONDS. The runtime of each
+    saga module, as runservice builds it (README, "Off the critical path")."""
+    import importlib
+
+    from sagaboard.kernel import faults
+    from sagaboard.kernel.consumer import Runtime
+    from sagaboard.kernel.doorbell import EARLY_LOOK_SECONDS, OFF_PATH_EARLY_LOOK_SECONDS
+
+    monkeypatch.setattr(faults, "service", faults.service)  # Runtime() names the running service
+    settings.SAGA_FETCH_LINGER_MS, settings.SAGA_OFF_PATH_FETCH_LINGER_MS = 100, 700
+    found = {}
+    for name in settings.SERVICES:
+        runtime = Runtime(importlib.import_module(f"services.{name}.saga").service)
+        try:
+            found[name] = (runtime.parking.linger, runtime.parking.spacing)
+        finally:
+            runtime.db_thread.shutdown()
+            runtime.io_thread.shutdown()
+    hop, off = (0.1, EARLY_LOOK_SECONDS), (0.7, OFF_PATH_EARLY_LOOK_SECONDS)
+    assert OFF_PATH_EARLY_LOOK_SECONDS > EARLY_LOOK_SECONDS
+    assert found == {"order": hop, "exchange": hop, "point": hop, "deadline": off, "monitor": off}

@@ -18,7 +18,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from sagaboard.kernel import broker as kafka
 from sagaboard.kernel.broker import tansu_command
-from sagaboard.kernel.doorbell import EARLY_LOOK_SECONDS, FETCH_BURST, Parking, Ringer, behind
+from sagaboard.kernel.doorbell import (
+    EARLY_LOOK_SECONDS,
+    FETCH_BURST,
+    OFF_PATH_EARLY_LOOK_SECONDS,
+    Parking,
+    Ringer,
+    behind,
+)
 from tests.system import free_port, listening, wait_until
 
 DELAY = 0.3  # seconds each answer of the broker is held back: longer than a wake's looks (about 0.12 s)
@@ -425,23 +432,81 @@ def test_a_ring_ends_the_pause_after_records_while_fetches_are_sparse(broker, tm
 LONG_LINGER_MS = 2000  # far longer than a look: a pause of this length is unmistakable
 
 
+def test_off_the_critical_path_a_lone_ring_ends_the_pause_but_under_load_looks_stay_few(broker, tmp_path):
+    """A consumer off the saga's critical path (the deadline's, the monitor's: doorbell.parking with
+    critical_path=False) lingers long (SAGA_OFF_PATH_FETCH_LINGER_MS) and gets an early look back
+    only every OFF_PATH_EARLY_LOOK_SECONDS. A lone ring during the pause after records still ends
+    it at once (a lone order's "disarmed" comes when it happened, not half a second later: the
+    timeline test saw that). Rung every 10 ms for RUNG_SECONDS, a record each time, it spends its
+    burst, then waits out each linger and takes the credits that came back meanwhile: at most
+    FETCH_BURST + (RUNG_SECONDS / linger + 1) × (1 + linger / OFF_PATH_EARLY_LOOK_SECONDS) looks;
+    with the hops' EARLY_LOOK_SECONDS (a full burst back after every linger) about 40 % more
+    (README, "Off the critical path")."""
+    lone, looks = asyncio.run(_off_the_critical_path(broker, tmp_path))
+    assert lone < OFF_PATH_LINGER_MS / 1000 / 2, f"a lone ring waited {lone:.2f} s: it waited out the pause"
+    linger = OFF_PATH_LINGER_MS / 1000
+    most = FETCH_BURST + (RUNG_SECONDS / linger + 1) * (1 + linger / OFF_PATH_EARLY_LOOK_SECONDS)
+    assert 2 <= looks <= most, f"rung for {RUNG_SECONDS} s it looked {looks} times (at most {most:.0f})"
+
+
+OFF_PATH_LINGER_MS = 500  # SAGA_OFF_PATH_FETCH_LINGER_MS's default
+RUNG_SECONDS = 3.0
+
+
+async def _off_the_critical_path(bootstrap: str, where) -> tuple[float, int]:
+    topic = f"parking.offpath.{free_port()}"
+    parking = Parking(where, "offpath", True, linger_ms=OFF_PATH_LINGER_MS, poll_ms=SAFETY_LOOK_MS,
+                      fetch_wait_ms=FETCH_WAIT_MS, early_look_seconds=OFF_PATH_EARLY_LOOK_SECONDS)
+    with opened(parking) as stopping:
+        async with one_partition(bootstrap, topic) as (producer, consumer, tp):
+            lone = await _lone_ring_in_the_pause(parking, stopping, producer, consumer, tp, where)
+            await asyncio.sleep(FETCH_BURST * OFF_PATH_EARLY_LOOK_SECONDS)  # the bucket fills again
+            done = asyncio.Event()
+
+            async def load():  # a record and a ring every 10 ms, as under load
+                while not done.is_set():
+                    await producer.send(topic, b"load", partition=0)
+                    ring(where)
+                    await asyncio.sleep(0.01)
+
+            loading = asyncio.create_task(load())
+            looks, records = 0, 0
+            end = time.monotonic() + RUNG_SECONDS
+            try:
+                while time.monotonic() < end:
+                    got = await asyncio.wait_for(parking.fetch(consumer, stopping), 10)
+                    looks += 1
+                    records += len(got.get(tp, []))
+            finally:
+                done.set()
+                await loading
+            assert records > looks, f"{records} records in {looks} looks: the load did not come"
+            return lone, looks
+
+
 async def _ring_during_the_pause(bootstrap: str, where) -> float:
     topic = f"parking.sparse.{free_port()}"
     parking = Parking(where, "sparse", True, linger_ms=LONG_LINGER_MS, poll_ms=SAFETY_LOOK_MS, fetch_wait_ms=FETCH_WAIT_MS)
     with opened(parking) as stopping:
         async with one_partition(bootstrap, topic) as (producer, consumer, tp):
-            await producer.send_and_wait(topic, b"first", partition=0)
-            assert await _fetch_one(parking, consumer, stopping, tp) == [b"first"]
-            fetching = asyncio.create_task(parking.fetch(consumer, stopping))  # the pause after records
-            await asyncio.sleep(0.1)
-            assert not fetching.done(), "right after a fetch with records it pauses"
-            await producer.send_and_wait(topic, b"second", partition=0)
-            rang_at = time.monotonic()
-            ring(where)
-            got = await asyncio.wait_for(fetching, 10)
-            took = time.monotonic() - rang_at
-            assert [r.value for r in got.get(tp, [])] == [b"second"]
-            return took
+            return await _lone_ring_in_the_pause(parking, stopping, producer, consumer, tp, where)
+
+
+async def _lone_ring_in_the_pause(parking: Parking, stopping, producer, consumer, tp, where) -> float:
+    """Seconds from a ring to its record when it comes during the pause after a fetch with records
+    (the record "first" fetched, then "second" published and rung 0.1 s into the pause)."""
+    await producer.send_and_wait(tp.topic, b"first", partition=0)
+    assert await _fetch_one(parking, consumer, stopping, tp) == [b"first"]
+    fetching = asyncio.create_task(parking.fetch(consumer, stopping))  # the pause after records
+    await asyncio.sleep(0.1)
+    assert not fetching.done(), "right after a fetch with records it pauses"
+    await producer.send_and_wait(tp.topic, b"second", partition=0)
+    rang_at = time.monotonic()
+    ring(where)
+    got = await asyncio.wait_for(fetching, 10)
+    took = time.monotonic() - rang_at
+    assert [r.value for r in got.get(tp, [])] == [b"second"]
+    return took
 
 
 def test_under_load_rings_do_not_end_the_pause_so_fetches_stay_a_linger_apart(broker, tmp_path):

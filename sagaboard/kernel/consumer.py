@@ -97,7 +97,7 @@ class Runtime:
         self.befores: set[asyncio.Task] = set()
         self.committed_at = 0.0
         self.topic_checked_at = 0.0
-        self.parking = doorbell.parking(service.name, service.wants())
+        self.parking = doorbell.parking(service.name, service.wants(), service.critical_path)
         self.ringer = doorbell.ringer()
         self.broker_epoch: str | None = None  # the embedded broker's start this consumer reads (broker.epoch)
         self.lost_logs: set = set()  # partitions to read again from their beginning (Membership.notice_a_lost_log)

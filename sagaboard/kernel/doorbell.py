@@ -69,6 +69,13 @@ FETCH_BURST = 4
 # a time), so its rings end the pause, while under load a consumer looks about once per linger
 # plus once per this, however often it is rung.
 EARLY_LOOK_SECONDS = 0.05
+# The same for a consumer off the saga's critical path (the deadline's, the monitor's: kernel/
+# service.py, Service.critical_path), whose linger is SAGA_OFF_PATH_FETCH_LINGER_MS: the burst of
+# FETCH_BURST still takes a lone order's few rings at once (its timeline's "armed", "disarmed" and
+# event-log rows come when they happened), but under load, where a consumer waits out each linger
+# and then spends the credits that came back meanwhile, it looks 1 + 2 times per 500 ms linger
+# (about 6 a second) where a hop looks 1 + 2 times per 100 ms (README, "Off the critical path").
+OFF_PATH_EARLY_LOOK_SECONDS = 0.25
 # A ring names the event types published, as a bitmask over EVENT_TYPES (kernel/events.py), so a
 # consumer is woken only by records it handles: every publish rang all five consumers, and under
 # a lone order's stream each ring cost a look and a credit of FETCH_BURST (README, "Typed rings
@@ -264,12 +271,12 @@ class Parking:
     (`gaps`, sagaboard/kernel/gaps.py: the embedded broker's race between producers)."""
 
     def __init__(self, where: Path, name: str, enabled: bool, linger_ms: int, poll_ms: int, fetch_wait_ms: int,
-                 wants: Iterable[str] | None = None):
+                 wants: Iterable[str] | None = None, early_look_seconds: float = EARLY_LOOK_SECONDS):
         self.name = name
         self.enabled = enabled
         self.bell = Doorbell(where, name, None if wants is None else type_mask(wants)) if enabled else None
         self.linger = linger_ms / 1000
-        self.spacing = min(self.linger, EARLY_LOOK_SECONDS)  # the token bucket's refill interval (`refill`)
+        self.spacing = min(self.linger, early_look_seconds)  # the token bucket's refill interval (`refill`)
         self.poll = poll_ms / 1000
         self.fetch_wait_ms = fetch_wait_ms  # the configured wait: adapt_wait() narrows back down to it
         # How long one look waits for records. While the partitions are resumed, aiokafka sends
@@ -518,13 +525,19 @@ async def _answered(consumer, waiter: asyncio.Future, under_way: set) -> None:
         waiter.cancel()
 
 
-def parking(name: str, wants: Iterable[str] | None = None) -> Parking:
+def parking(name: str, wants: Iterable[str] | None = None, critical_path: bool = True) -> Parking:
     """The fetch cycle for a consumer called `name` of this instance, as the settings say, woken by
-    rings for the event types it `wants` (None: every ring)."""
+    rings for the event types it `wants` (None: every ring). Off the `critical_path` (a service no
+    saga step waits on: kernel/service.py) its linger is SAGA_OFF_PATH_FETCH_LINGER_MS and an early
+    look comes back once per OFF_PATH_EARLY_LOOK_SECONDS: under load it looks about 6 times a second
+    (the hops: up to 30), while a lone order's rings still end its pause (README, "Off the critical
+    path")."""
     from django.conf import settings
 
-    return Parking(directory(settings.SAGA_DATA_DIR), name, settings.SAGA_DOORBELLS, settings.SAGA_FETCH_LINGER_MS,
-                   settings.SAGA_IDLE_POLL_MS, settings.SAGA_KAFKA_FETCH_MAX_WAIT_MS, wants)
+    linger_ms = settings.SAGA_FETCH_LINGER_MS if critical_path else settings.SAGA_OFF_PATH_FETCH_LINGER_MS
+    return Parking(directory(settings.SAGA_DATA_DIR), name, settings.SAGA_DOORBELLS, linger_ms,
+                   settings.SAGA_IDLE_POLL_MS, settings.SAGA_KAFKA_FETCH_MAX_WAIT_MS, wants,
+                   early_look_seconds=EARLY_LOOK_SECONDS if critical_path else OFF_PATH_EARLY_LOOK_SECONDS)
 
 
 def ringer() -> Ringer:

@@ -153,12 +153,20 @@ class Service:
     """A saga participant: a name (also its database alias and its offsets' group) and its handlers.
 
     `records_everything`: the service wants every valid event, handled or not (the monitor);
-    others never even parse a record whose `type` header names an event they do not handle."""
+    others never even parse a record whose `type` header names an event they do not handle.
+
+    `critical_path`: whether a saga's next step waits on this service's handlers (order, exchange,
+    point). The deadline (its timer's due time is in the event, and a disarm that comes late is
+    ignored by a terminal order) and the monitor (it records) are off it: under load they look
+    about 6 times a second (SAGA_OFF_PATH_FETCH_LINGER_MS, and fewer early looks), where a hop
+    looks up to 30 times, so their batches are larger and the broker reads its log for them less
+    often (kernel/doorbell.py, `parking`; README, "Off the critical path")."""
 
     records_everything = False
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, critical_path: bool = True):
         self.name = name
+        self.critical_path = critical_path
         self.handlers: dict[str, Handler] = {}
         self.background: list[Callable] = []
         self._skipped: frozenset[bytes] | None = None

@@ -16,7 +16,7 @@ from sagaboard.kernel.service import Service, ignored
 
 from .models import Deadline
 
-service = Service("deadline")
+service = Service("deadline", critical_path=False)
 # Another process of this service may arm deadlines this one is not told about; look again this
 # often so its deadlines still fire if it dies (the process that armed one is woken at once).
 PEER_RESCAN_SECONDS = 2.0

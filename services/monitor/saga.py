@@ -34,4 +34,4 @@ class EventLogService(Service):
         return BatchResult(finished=list(deliveries))
 
 
-service = EventLogService("monitor")
+service = EventLogService("monitor", critical_path=False)
